@@ -1,0 +1,140 @@
+"""Image files in and out: every common kind of file to 8-bit RGB, outputs written atomically."""
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
+
+# Far above any picture a 2-core machine can stylize, far below a decompression bomb.
+MAX_PIXELS = 100_000_000
+OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF"}
+
+
+class ImageError(ValueError):
+    """An input or output image problem, stated in one line."""
+
+
+def _to_rgb(img: Image.Image) -> np.ndarray:
+    mode = img.mode
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        # Pillow's own conversion to 8 bits clips 16-bit values at 255; scale instead.
+        values = np.asarray(img).astype(np.float64)
+        top = 65535.0 if mode.startswith("I;16") or values.max(initial=0) > 255 else 255.0
+        gray = np.clip(np.round(values * (255.0 / top)), 0, 255).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=2)
+    if mode == "F":
+        gray = np.clip(np.round(np.asarray(img) * 255.0), 0, 255).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=2)
+    if mode == "P":
+        img = img.convert("RGBA")
+    elif mode in ("1", "L", "CMYK", "YCbCr", "LAB", "HSV"):
+        img = img.convert("RGB")
+    elif mode == "LA":
+        img = img.convert("RGBA")
+    if img.mode == "RGBA" or img.mode == "RGBa":
+        # Transparent pixels have arbitrary colours underneath: show them on white.
+        background = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, img.convert("RGBA")).convert("RGB")
+    if img.mode != "RGB":
+        img = img.convert("RGB")
+    return np.asarray(img, dtype=np.uint8).copy()
+
+
+def load_image(path) -> np.ndarray:
+    """Read an image file as an ``(h, w, 3)`` uint8 RGB array, EXIF orientation applied."""
+    path = Path(path)
+    if not path.exists():
+        raise ImageError(f"{path}: no such file")
+    if not path.is_file():
+        raise ImageError(f"{path}: not a file")
+    if path.stat().st_size == 0:
+        raise ImageError(f"{path}: the file is empty")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                width, height = img.size
+                if width * height > MAX_PIXELS:
+                    raise ImageError(f"{path}: {width}x{height} is too large "
+                                     f"(more than {MAX_PIXELS // 1_000_000} megapixels)")
+                img.load()
+                img = ImageOps.exif_transpose(img)
+                array = _to_rgb(img)
+    except ImageError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageError(f"{path}: not an image file Pillow can read") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(f"{path}: refused as a possible decompression bomb (too many pixels)") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(f"{path}: the file is damaged or truncated ({exc})") from None
+    if array.size == 0:
+        raise ImageError(f"{path}: the image has no pixels")
+    return array
+
+
+def resize_longest(image: np.ndarray, longest: int) -> np.ndarray:
+    """Resize a uint8 RGB array so its longest side is ``longest`` px (Lanczos), aspect kept."""
+    h, w = image.shape[:2]
+    scale = longest / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    if size == (w, h):
+        return image
+    return np.asarray(Image.fromarray(image).resize(size, Image.LANCZOS))
+
+
+def to_uint8(image) -> np.ndarray:
+    """Float ``[0, 1]`` (or uint8) ``(h, w, 3)`` or ``(1, h, w, 3)`` -> uint8 ``(h, w, 3)``."""
+    array = np.asarray(image)
+    if array.ndim == 4:
+        array = array[0]
+    if array.dtype == np.uint8:
+        return array
+    return np.clip(np.round(array * 255.0), 0, 255).astype(np.uint8)
+
+
+def check_output_path(path) -> Path:
+    """Refuse, before any work, an output that could not be written."""
+    path = Path(path)
+    if path.suffix.lower() not in OUTPUT_FORMATS:
+        raise ImageError(f"{path}: unsupported output type {path.suffix or '(none)'}; "
+                         f"use one of {', '.join(sorted(OUTPUT_FORMATS))}")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise ImageError(f"{path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ImageError(f"{path}: the folder {folder} is not writable")
+    if path.is_dir():
+        raise ImageError(f"{path}: is a folder")
+    return path
+
+
+def save_image(image, path, metadata: dict | None = None) -> Path:
+    """Write atomically (temporary file in the same folder, then rename); PNG keeps ``metadata`` as text."""
+    path = check_output_path(path)
+    fmt = OUTPUT_FORMATS[path.suffix.lower()]
+    pil = Image.fromarray(to_uint8(image))
+    kwargs = {}
+    if fmt == "PNG" and metadata:
+        info = PngImagePlugin.PngInfo()
+        for key, value in metadata.items():
+            info.add_itxt(str(key), str(value))
+        kwargs["pnginfo"] = info
+    elif fmt == "JPEG":
+        kwargs.update(quality=95, subsampling=0)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            pil.save(f, format=fmt, **kwargs)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return path

@@ -1,0 +1,124 @@
+"""The ONNX Runtime feature backend. Imports no TensorFlow: it runs where only
+onnxruntime(-gpu), numpy and Pillow are installed (the GPU machines)."""
+from __future__ import annotations
+
+import ctypes
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from .spec import FeatureSpec
+
+PROVIDERS = ("auto", "cpu", "cuda")
+METADATA_SPEC = "nst.spec"
+
+
+class BackendError(RuntimeError):
+    """The model or the provider asked for cannot be used; the message says why."""
+
+
+def cuda_device_count() -> int:
+    """GPUs the CUDA driver sees, asked of the driver directly so that a machine without one
+    never makes ONNX Runtime log a red 'CUDA failed' error before it falls back."""
+    try:
+        libcuda = ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return 0
+    count = ctypes.c_int(0)
+    if libcuda.cuInit(0) != 0 or libcuda.cuDeviceGetCount(ctypes.byref(count)) != 0:
+        return 0
+    return count.value
+
+
+def cuda_unavailable_reason() -> str | None:
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        return f"this onnxruntime build ({ort.__version__}) has no CUDA execution provider"
+    if cuda_device_count() == 0:
+        return "no CUDA device (no NVIDIA driver or GPU on this machine)"
+    return None
+
+
+def read_metadata(path) -> dict[str, str]:
+    """The model's metadata_props, read without building a session."""
+    import onnx
+    model = onnx.load(str(path), load_external_data=False)
+    return {p.key: p.value for p in model.metadata_props}
+
+
+class OrtFeatures:
+    """RGB float32 ``(N, H, W, 3)`` in [0, 1] -> ``{layer: array}``, by ONNX Runtime.
+
+    ``provider``: ``cpu``; ``cuda`` (an error when CUDA cannot run); ``auto`` (CUDA only when a
+    device is there and the provider really initialises). ``self.provider`` says which one runs.
+    """
+
+    def __init__(self, path, *, spec: FeatureSpec | None = None, provider: str = "auto",
+                 threads: int | None = None, cuda_options: dict | None = None):
+        path = Path(path)
+        if not path.is_file():
+            raise BackendError(f"{path}: no such ONNX model (run `python cli.py export` first)")
+        if provider not in PROVIDERS:
+            raise BackendError(f"unknown provider {provider!r}; expected one of {', '.join(PROVIDERS)}")
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            options.intra_op_num_threads = threads
+        providers: list = ["CPUExecutionProvider"]
+        reason = cuda_unavailable_reason() if provider in ("auto", "cuda") else None
+        if provider == "cuda" and reason:
+            raise BackendError(f"--provider cuda: {reason}")
+        if provider in ("auto", "cuda") and not reason:
+            cuda = {"cudnn_conv_algo_search": "HEURISTIC", "prefer_nhwc": "1"}
+            cuda.update(cuda_options or {})
+            providers = [("CUDAExecutionProvider", cuda), "CPUExecutionProvider"]
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=providers)
+        except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
+            raise BackendError(f"{path}: ONNX Runtime cannot load it ({str(exc).splitlines()[0]})") from None
+        self.provider = "cuda" if self.session.get_providers()[0] == "CUDAExecutionProvider" else "cpu"
+        if provider == "cuda" and self.provider != "cuda":
+            raise BackendError("--provider cuda: the CUDA provider did not initialise (CUDA or cuDNN libraries missing?)")
+
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if METADATA_SPEC not in meta:
+            raise BackendError(f"{path}: not exported by this tool (no {METADATA_SPEC} metadata); re-export it")
+        self.spec = FeatureSpec.from_json(meta[METADATA_SPEC])
+        self.metadata = meta
+        self.precision = meta.get("nst.precision", "fp32")
+        if spec is not None and spec != self.spec:
+            raise BackendError(f"{path} computes {self.spec.describe()}, not the requested "
+                               f"{spec.describe()}; re-export with `python cli.py export`")
+        self.input_name = self.session.get_inputs()[0].name
+        self.output_names = [o.name for o in self.session.get_outputs()]
+        if sorted(self.output_names) != sorted(self.spec.layers):
+            raise BackendError(f"{path}: outputs {self.output_names} do not match its spec's layers")
+
+    def _prepare(self, images) -> np.ndarray:
+        array = np.asarray(images, dtype=np.float32)
+        if array.ndim == 3:
+            array = array[None]
+        if array.ndim != 4 or array.shape[-1] != 3:
+            raise ValueError(f"expected RGB images (N, H, W, 3), got shape {array.shape}")
+        return np.ascontiguousarray(array)
+
+    def __call__(self, images) -> dict[str, np.ndarray]:
+        outputs = self.session.run(self.output_names, {self.input_name: self._prepare(images)})
+        return dict(zip(self.output_names, outputs))
+
+    def run_on_device(self, images) -> dict:
+        """Features as ``OrtValue``s left where the provider computed them (IO binding):
+        on CUDA, nothing crosses back to the host until ``.numpy()`` is called."""
+        binding = self.session.io_binding()
+        device = "cuda" if self.provider == "cuda" else "cpu"
+        binding.bind_ortvalue_input(self.input_name,
+                                    ort.OrtValue.ortvalue_from_numpy(self._prepare(images), device, 0))
+        for name in self.output_names:
+            binding.bind_output(name, device)
+        self.session.run_with_iobinding(binding)
+        return dict(zip(self.output_names, binding.get_outputs()))
+
+    def describe(self) -> str:
+        return f"ONNX Runtime {ort.__version__} ({self.provider.upper()}, {self.precision})"
+

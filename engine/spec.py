@@ -1,0 +1,54 @@
+"""What a VGG19 feature extractor computes, as one value both backends agree on (no TensorFlow here)."""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+
+from models.vgg19 import check_layers, deepest, layer_index
+
+SEED_STYLE_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1")
+SEED_CONTENT_LAYER = "block5_conv2"
+DEFAULT_LAYERS = SEED_STYLE_LAYERS + (SEED_CONTENT_LAYER,)
+PREPROCESSING = "rgb01*255->bgr-imagenet_mean"  # keras.applications.vgg19.preprocess_input
+SPEC_VERSION = 1
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """Layers (in VGG19 order), pooling and the weights' identity: everything that decides the outputs."""
+    weights_sha256: str
+    layers: tuple[str, ...] = DEFAULT_LAYERS
+    pooling: str = "avg"
+    preprocessing: str = field(default=PREPROCESSING)
+    input: str = "rgb01_nhwc"
+    version: int = SPEC_VERSION
+
+    def __post_init__(self):
+        layers = tuple(dict.fromkeys(self.layers))
+        if not layers:
+            raise ValueError("a feature spec needs at least one layer")
+        check_layers(layers)
+        if self.pooling not in ("avg", "max"):
+            raise ValueError(f"pooling must be 'avg' or 'max', not {self.pooling!r}")
+        object.__setattr__(self, "layers", tuple(sorted(layers, key=layer_index)))
+
+    @property
+    def deepest(self) -> str:
+        return deepest(self.layers)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "FeatureSpec":
+        data = json.loads(text)
+        data["layers"] = tuple(data["layers"])
+        return cls(**data)
+
+    def key(self) -> str:
+        """A short stable name for files that hold this spec."""
+        return hashlib.sha256(self.to_json().encode()).hexdigest()[:12]
+
+    def describe(self) -> str:
+        return f"VGG19 {self.pooling}-pool -> {', '.join(self.layers)} (weights {self.weights_sha256[:12]})"
