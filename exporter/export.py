@@ -108,22 +108,40 @@ def _write_atomically(model: onnx.ModelProto, path: Path) -> None:
 
 
 def _quantize_int8(fp32_path: Path, spec: FeatureSpec) -> onnx.ModelProto:
-    """Static QDQ quantization, calibrated on the bundled images."""
+    """Static QDQ quantization of the convolutions, calibrated on the bundled images and noise.
+
+    ``reduce_range`` (7-bit weights): without VNNI, AVX2's u8 x s8 multiply-add saturates in
+    16 bits; measured here, full-range weights gave 0.24-0.58 max relative error, 7-bit 0.015-0.09."""
+    import logging
+
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    from engine.images import load_image, resize_longest
+    from engine.parity import EXAMPLES
+
+    images = [resize_longest(load_image(p), 160).astype(np.float32) / 255.0
+              for p in sorted(EXAMPLES.glob("*/*.jpg"))]
+    images += [np.random.default_rng(seed).random((160, 160, 3), dtype=np.float32) for seed in (1, 2)]
 
     class Reader(CalibrationDataReader):
         def __init__(self):
-            self.batches = iter([{"image": image[None]} for image in parity_images((160, 160), random=False)])
+            self.batches = iter([{"image": image[None]} for image in images])
 
         def get_next(self):
             return next(self.batches, None)
 
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "int8.onnx"
-        quantize_static(str(fp32_path), str(out), Reader(), quant_format=QuantFormat.QDQ,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        per_channel=True, op_types_to_quantize=["Conv"])
-        return onnx.load(str(out))
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # the quantizer warns through the root logger on every call
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "int8.onnx"
+            quantize_static(str(fp32_path), str(out), Reader(), quant_format=QuantFormat.QDQ,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            per_channel=True, reduce_range=True, op_types_to_quantize=["Conv"])
+            return onnx.load(str(out))
+    finally:
+        root.setLevel(level)
 
 
 def check_parity(path: Path, spec: FeatureSpec, reference: TfFeatures, precision: str) -> tuple[float, list]:
