@@ -70,7 +70,7 @@ def load_image(path) -> np.ndarray:
     except UnidentifiedImageError:
         raise ImageError(f"{path}: not an image file Pillow can read") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageError(f"{path}: refused as a possible decompression bomb (too many pixels)") from None
+        raise ImageError(f"{path}: too large, refused as a possible decompression bomb") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"{path}: the file is damaged or truncated ({exc})") from None
     if array.size == 0:
