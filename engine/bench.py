@@ -1,0 +1,171 @@
+"""``cli.py bench``: feature extraction (TensorFlow vs ONNX Runtime) and the style-transfer loop.
+
+Every ratio is measured in one run on one machine; absolute times drift, ratios less so.
+"""
+from __future__ import annotations
+
+import json
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from models.vgg19 import conv_flops
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _median_seconds(fn, repeats: int) -> float:
+    fn()  # warm-up: first-run allocations, kernel selection
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def matmul_rate(n: int = 2048, repeats: int = 5) -> float:
+    """This machine's float32 matrix-product rate in GFLOP/s (numpy's BLAS, n x n)."""
+    a = np.random.default_rng(0).random((n, n), dtype=np.float32)
+    b = np.random.default_rng(1).random((n, n), dtype=np.float32)
+    return 2 * n ** 3 / _median_seconds(lambda: a @ b, repeats) / 1e9
+
+
+def _machine() -> str:
+    import os
+    return f"{platform.machine()}, {os.cpu_count()} cores, {platform.processor() or platform.platform()}"
+
+
+def feature_bench(args) -> dict:
+    from .ort_backend import OrtFeatures, cuda_unavailable_reason
+    sizes = [int(s) for s in args.sizes.split(",")]
+    precisions = [p for p in args.precisions.split(",") if p]
+    rate = matmul_rate()
+    print(f"float32 matrix product (numpy, 2048^3): {rate:.1f} GFLOP/s")
+    rows = []
+    models, reference = {}, None
+    if not args.no_tf:
+        from models.weights import load_weights
+        from .spec import FeatureSpec
+        from .tf_backend import TfFeatures
+        from exporter.export import export
+        weights = load_weights(args.weights)
+        spec = FeatureSpec(weights.sha256)
+        reference = TfFeatures(spec, weights)
+        for precision in precisions:
+            models[precision] = export(spec, weights, precision=precision, log=lambda *_: None).path
+    else:
+        for precision in precisions:
+            found = sorted(Path(args.model_dir or ".").glob(f"vgg19-*-{precision}.onnx"))
+            if found:
+                models[precision] = found[0]
+    providers = ["cpu"]
+    if args.provider in ("auto", "cuda") and cuda_unavailable_reason() is None:
+        providers = ["cuda"] if args.provider == "cuda" else ["cpu", "cuda"]
+    elif args.provider == "cuda":
+        print(f"CUDA: {cuda_unavailable_reason()}")
+    engines = []
+    for provider in providers:
+        for precision, path in models.items():
+            if provider == "cpu" and precision == "fp16":
+                continue  # no half-precision convolution kernels on x86 CPUs: fp16 is for CUDA
+            if provider == "cuda" and precision == "int8":
+                continue
+            engines.append((f"ORT {provider.upper()} {precision}", OrtFeatures(path, provider=provider)))
+    for size in sizes:
+        image = np.random.default_rng(size).random((1, size, size, 3), dtype=np.float32)
+        gflop = conv_flops(size, size, "block5_conv2") / 1e9
+        base = None
+        candidates = ([("TensorFlow CPU fp32", reference)] if reference else []) + engines
+        for name, engine in candidates:
+            run = (lambda e=engine: e.run_on_device(image)) if "CUDA" in name else (lambda e=engine: e(image))
+            seconds = _median_seconds(run, args.repeats)
+            base = base or (seconds if name.startswith("TensorFlow") else None)
+            row = {"size": size, "backend": name, "ms": seconds * 1e3, "gflop": gflop,
+                   "gflops": gflop / seconds, "of_matmul": gflop / seconds / rate,
+                   "speedup_vs_tf": base / seconds if base else None}
+            rows.append(row)
+            speed = f"{row['speedup_vs_tf']:.2f}x" if base else "-"
+            print(f"{size:>5}px  {name:<22} {row['ms']:9.1f} ms  {row['gflops']:7.1f} GFLOP/s  "
+                  f"{row['of_matmul']:6.1%} of matmul  {speed:>6} vs TF", flush=True)
+    return {"kind": "features", "matmul_gflops": rate, "machine": _machine(), "repeats": args.repeats,
+            "rows": rows, "date": time.strftime("%Y-%m-%d")}
+
+
+# -- the style-transfer loop --------------------------------------------------------------
+
+def _seed_run(iterations: int) -> dict:
+    """The seed's NST.generate_image at 512 px: per-step time and the cost it reaches."""
+    from models.keras_vgg19 import tf
+    from .images import load_image
+    from .nst import NST
+    nst = NST(load_image(ROOT / "examples/style/starry_night.jpg"), load_image(ROOT / "examples/content/chelsea.jpg"))
+    nst.generate_image(iterations=2)  # trace and compile outside the timing
+    start = time.perf_counter()
+    image, cost = nst.generate_image(iterations=iterations)
+    seconds = time.perf_counter() - start
+    final = float(nst.total_cost(tf.constant(image[None]))[0])
+    return {"seconds": seconds, "per_step": seconds / iterations, "cost": cost, "checked_cost": final,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def _fast_run(iterations: int, target_cost: float | None, scales: int) -> dict:
+    """The stylize loop on the same 512 px images and objective; times to reach ``target_cost``."""
+    from models.keras_vgg19 import tf
+    from .images import to_uint8
+    from .nst import NST
+    from .images import load_image
+    from .stylize import Settings, stylize
+    nst = NST(load_image(ROOT / "examples/style/starry_night.jpg"), load_image(ROOT / "examples/content/chelsea.jpg"))
+    content, style = to_uint8(nst.content_image.numpy()), to_uint8(nst.style_image.numpy())
+    events = []
+    start = time.perf_counter()
+    outcome = stylize(content, [style], Settings(size=512, iterations=iterations, scales=scales, min_size=256),
+                      callback=lambda p: events.append((p.scale, p.iteration, p.loss, time.perf_counter() - start)),
+                      log=lambda *_: None)
+    final_scale = [e for e in events if e[0] == scales - 1]
+    steps = np.diff([e[3] for e in final_scale])
+    reached = next((e[3] for e in final_scale if target_cost is not None and e[2] <= target_cost), None)
+    checked = float(nst.total_cost(tf.constant(outcome.image[None].astype(np.float32) / 255.0))[0])
+    return {"seconds": outcome.seconds, "per_step": float(np.median(steps[1:])), "cost": outcome.loss,
+            "checked_cost": checked, "time_to_target": reached, "iterations": outcome.iterations,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def _in_subprocess(call: str) -> dict:
+    """Each loop in its own process, so that peak memory is its own."""
+    code = f"import sys, json; sys.path.insert(0, {str(ROOT)!r}); from engine import bench; print(json.dumps({call}))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    if result.returncode != 0:
+        raise RuntimeError(f"benchmark child failed: {result.stderr.strip().splitlines()[-1:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def stylize_bench(args) -> dict:
+    print(f"seed NST.generate_image, {args.iterations} Adam iterations at 512 px ...", flush=True)
+    seed = _in_subprocess(f"bench._seed_run({args.iterations})")
+    print(f"  {seed['per_step']:.2f} s/step, cost {seed['cost']:.4g}, peak {seed['peak_rss_mb']:.0f} MB", flush=True)
+    fast = _in_subprocess(f"bench._fast_run(150, {seed['cost']!r}, 3)")
+    print(f"stylize (L-BFGS, 3 scales 256->512, 150 evaluations each): {fast['per_step']:.2f} s/step at 512 px, "
+          f"cost {fast['cost']:.4g}, peak {fast['peak_rss_mb']:.0f} MB", flush=True)
+    result = {"kind": "stylize", "machine": _machine(), "date": time.strftime("%Y-%m-%d"), "seed": seed, "stylize": fast,
+              "step_speedup": seed["per_step"] / fast["per_step"],
+              "time_to_seed_cost_fraction": (fast["time_to_target"] / seed["seconds"]
+                                             if fast["time_to_target"] else None)}
+    print(f"per-step speed-up {result['step_speedup']:.2f}x; seed cost after {args.iterations} iterations reached "
+          + (f"in {fast['time_to_target']:.0f} s = {result['time_to_seed_cost_fraction']:.1%} of the seed's "
+             f"{seed['seconds']:.0f} s" if fast["time_to_target"] else "never"))
+    return result
+
+
+def main(args) -> int:
+    result = stylize_bench(args) if args.stylize else feature_bench(args)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+    return 0
