@@ -298,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-tf", action="store_true", help="skip TensorFlow (machines without it)")
     p.add_argument("--model-dir", help="folder holding exported vgg19-*.onnx files (machines without TensorFlow)")
     p.add_argument("--stylize", action="store_true", help="benchmark the style-transfer loop instead")
-    p.add_argument("--iterations", type=int, default=300, help="--stylize: the seed loop's iterations")
+    p.add_argument("--iterations", type=int, default=300, help="--stylize: the seed loop's iterations (the stylize loop gets half as many at each of 3 scales)")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     weights_option(p)
     p.set_defaults(func=cmd_bench)

@@ -151,8 +151,9 @@ def stylize_bench(args) -> dict:
     print(f"seed NST.generate_image, {args.iterations} Adam iterations at 512 px ...", flush=True)
     seed = _in_subprocess(f"bench._seed_run({args.iterations})")
     print(f"  {seed['per_step']:.2f} s/step, cost {seed['cost']:.4g}, peak {seed['peak_rss_mb']:.0f} MB", flush=True)
-    fast = _in_subprocess(f"bench._fast_run(150, {seed['cost']!r}, 3)")
-    print(f"stylize (L-BFGS, 3 scales 256->512, 150 evaluations each): {fast['per_step']:.2f} s/step at 512 px, "
+    evaluations = max(10, args.iterations // 2)
+    fast = _in_subprocess(f"bench._fast_run({evaluations}, {seed['cost']!r}, 3)")
+    print(f"stylize (L-BFGS, 3 scales 256->512, {evaluations} evaluations each): {fast['per_step']:.2f} s/step at 512 px, "
           f"cost {fast['cost']:.4g}, peak {fast['peak_rss_mb']:.0f} MB", flush=True)
     result = {"kind": "stylize", "machine": _machine(), "date": time.strftime("%Y-%m-%d"), "seed": seed, "stylize": fast,
               "step_speedup": seed["per_step"] / fast["per_step"],
