@@ -138,8 +138,6 @@ def _settings(args):
 
 
 def cmd_stylize(args) -> int:
-    import time
-
     from engine.images import check_output_path, load_image, save_image
     from engine.stylize import stylize
 
@@ -156,7 +154,7 @@ def cmd_stylize(args) -> int:
     weights = load_weights(args.weights)
     log = (lambda *a: None) if args.quiet else (lambda message: print(message, file=sys.stderr))
     log(f"weights: {weights.source}")
-    bar, records = None, []
+    bar = None
     log_file = open(args.log_json, "w") if args.log_json else None
     stem = output.with_suffix("")
 

