@@ -1,14 +1,14 @@
 """Image files in and out: every common kind of file to 8-bit RGB, outputs written atomically."""
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
+
+from models.atomic import atomic_path
 
 # Far above any picture a 2-core machine can stylize, far below a decompression bomb.
 MAX_PIXELS = 100_000_000
@@ -127,14 +127,6 @@ def save_image(image, path, metadata: dict | None = None) -> Path:
         kwargs["pnginfo"] = info
     elif fmt == "JPEG":
         kwargs.update(quality=95, subsampling=0)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            pil.save(f, format=fmt, **kwargs)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp:
+        pil.save(tmp, format=fmt, **kwargs)
     return path

