@@ -14,7 +14,7 @@ from models.keras_vgg19 import build_trunk, keras, tf  # first: it imports Tenso
 import onnx  # noqa: E402
 import tf2onnx  # noqa: E402
 
-from engine.ort_backend import METADATA_SPEC, OrtFeatures  # noqa: E402
+from engine.ort_backend import METADATA_SPEC, OrtFeatures, read_metadata  # noqa: E402
 from engine.parity import PRECISION_TOLERANCE, compare, parity_images  # noqa: E402
 from engine.spec import FeatureSpec  # noqa: E402
 from engine.tf_backend import TfFeatures  # noqa: E402
@@ -98,7 +98,7 @@ def _write_atomically(model: onnx.ModelProto, path: Path) -> None:
         onnx.save(model, tmp)
 
 
-def _quantize_int8(fp32_path: Path, spec: FeatureSpec) -> onnx.ModelProto:
+def _quantize_int8(fp32_path: Path) -> onnx.ModelProto:
     """Static QDQ quantization of the convolutions, calibrated on the bundled images and noise.
 
     ``reduce_range`` (7-bit weights): without VNNI, AVX2's u8 x s8 multiply-add saturates in
@@ -135,7 +135,7 @@ def _quantize_int8(fp32_path: Path, spec: FeatureSpec) -> onnx.ModelProto:
         root.setLevel(level)
 
 
-def check_parity(path: Path, spec: FeatureSpec, reference: TfFeatures, precision: str) -> tuple[float, list]:
+def check_parity(path: Path, spec: FeatureSpec, reference: TfFeatures) -> tuple[float, list]:
     """TensorFlow vs ONNX Runtime CPU on a real and a random image at two sizes."""
     engine = OrtFeatures(path, spec=spec, provider="cpu")
     worst, checks = 0.0, []
@@ -155,15 +155,20 @@ def export(spec: FeatureSpec, weights, path=None, *, precision: str = "fp32", fo
         raise ExportError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
     path = Path(path) if path else default_path(spec, precision)
     if path.exists() and not force:
+        # Reading the labels parses the whole file, so a damaged one fails here too; no session
+        # is built, since the caller builds its own.
         try:
-            OrtFeatures(path, spec=spec, provider="cpu")
-            return ExportResult(path, spec, precision, reused=True)
-        except Exception as exc:  # a damaged or different file is replaced, and said so
+            meta = read_metadata(path)
+            found = FeatureSpec.from_json(meta[METADATA_SPEC])
+            if found == spec and meta.get("nst.precision") == precision:
+                return ExportResult(path, spec, precision, reused=True)
+            log(f"replacing {path}: it computes {found.describe()} [{meta.get('nst.precision')}]")
+        except Exception as exc:  # a damaged or unlabelled file is replaced, and said so
             log(f"replacing {path}: {exc}")
     start = time.perf_counter()
     if precision == "int8":
         fp32 = export(spec, weights, precision="fp32", check=check, log=log)
-        model = _quantize_int8(fp32.path, spec)
+        model = _quantize_int8(fp32.path)
     else:
         dtype = tf.float16 if precision == "fp16" else tf.float32
         signature = [tf.TensorSpec((None, None, None, 3), tf.float32, name="image")]
@@ -175,7 +180,7 @@ def export(spec: FeatureSpec, weights, path=None, *, precision: str = "fp32", fo
     result = ExportResult(path, spec, precision, reused=False)
     if check:
         reference = TfFeatures(spec, weights)
-        result.max_rel_error, result.checks = check_parity(path, spec, reference, precision)
+        result.max_rel_error, result.checks = check_parity(path, spec, reference)
         tolerance = PRECISION_TOLERANCE[precision]
         if result.max_rel_error > tolerance:
             path.unlink()
