@@ -88,7 +88,8 @@ def cmd_parity(args) -> int:
         from engine.parity import parity_images
         from engine.spec import DEFAULT_LAYERS, FeatureSpec
         from engine.tf_backend import TfFeatures
-        from exporter.export import default_path, export
+        from exporter.cache import feature_path
+        from exporter.export import export
         from models.weights import load_weights
         weights = load_weights(args.weights)
         spec = FeatureSpec(weights.sha256, DEFAULT_LAYERS, args.pooling)
@@ -98,7 +99,7 @@ def cmd_parity(args) -> int:
             count = save_reference(args.save_reference, spec, reference, sizes)
             print(f"saved TensorFlow outputs for {count} images to {args.save_reference}")
             return 0
-        model = Path(args.model) if args.model else default_path(spec, args.precision)
+        model = Path(args.model) if args.model else feature_path(spec, args.precision)
         if not args.model:
             export(spec, weights, model, precision=args.precision)
         cases = [(image, reference(image[None])) for size in sizes for image in parity_images(size)]
@@ -134,15 +135,25 @@ def _settings(args):
                         else defaults.content_layers),
         pooling=args.pooling, init=args.init, seed=args.seed, scales=args.scales, min_size=args.min_size,
         style_scale=args.style_scale, style_blend=_number_list(args.style_weights) if args.style_weights else (),
-        preserve_colors=args.preserve_colors, targets=args.targets, provider=args.provider, jit=not args.no_xla)
+        preserve_colors=args.preserve_colors, targets=args.targets, provider=args.provider,
+        step_engine=args.step_engine, jit=not args.no_xla)
 
 
 def cmd_stylize(args) -> int:
     from engine.images import check_output_path, load_image, save_image
-    from engine.stylize import stylize
+    from engine.stylize import prepare, stylize
 
     settings = _settings(args)
     settings.validate(len(args.style))  # usage errors before anything is loaded
+    if args.export_only:
+        from models.weights import load_weights
+        weights = load_weights(args.weights)
+        log = (lambda *a: None) if args.quiet else (lambda message: print(message, file=sys.stderr))
+        paths = prepare(load_image(args.content), settings, weights=weights, log=log)
+        print(f"ready for these settings and this content image ({len(paths)} graph(s) in {paths[0].parent}):")
+        for path in paths:
+            print(f"  {path.name}")
+        return 0
     output = check_output_path(args.output)
     content = load_image(args.content)
     styles = [load_image(path) for path in args.style]
@@ -182,13 +193,13 @@ def cmd_stylize(args) -> int:
             log_file.close()
     metadata = {"Software": f"nst {__version__}", "nst.settings": json.dumps(
         {**outcome.settings, "content": str(args.content), "style": [str(s) for s in args.style]}),
-        "nst.targets": outcome.targets, "nst.weights": outcome.weights}
+        "nst.targets": outcome.targets, "nst.step": outcome.step, "nst.weights": outcome.weights}
     save_image(outcome.image, output, metadata)
     h, w = outcome.image.shape[:2]
     status = "interrupted, best image so far" if outcome.interrupted else "done"
     print(f"{status}: {w}x{h} in {outcome.seconds:.1f} s, {outcome.iterations} iterations, "
           f"loss {outcome.loss:.4g} (content {outcome.parts['content']:.4g}, style {outcome.parts['style']:.4g}, "
-          f"tv {outcome.parts['tv']:.4g}); targets by {outcome.targets}; wrote {output}")
+          f"tv {outcome.parts['tv']:.4g}); targets by {outcome.targets}; steps by {outcome.step}; wrote {output}")
     return 130 if outcome.interrupted else 0
 
 
@@ -278,7 +289,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="backend for the style Grams and content features (ONNX Runtime once exported and "
                         "checked, or TensorFlow)")
     p.add_argument("--provider", choices=("auto", "cpu", "cuda"), default="auto", help="ONNX Runtime provider")
-    p.add_argument("--no-xla", action="store_true", help="do not XLA-compile the gradient step")
+    p.add_argument("--step-engine", choices=("tf", "ort"), default="tf",
+                   help="what computes each loss-and-gradient step: tf (TensorFlow GradientTape, the reference) "
+                        "or ort (the step exported to ONNX once per image size, run by ONNX Runtime on --provider; "
+                        "--pooling avg only)")
+    p.add_argument("--export-only", action="store_true",
+                   help="only export what these settings need (feature extractor, step graphs), so that a machine "
+                        "without TensorFlow can run them; writes no image")
+    p.add_argument("--no-xla", action="store_true", help="do not XLA-compile the TensorFlow gradient step")
     p.add_argument("--log-json", metavar="FILE", help="per iteration losses and elapsed time, one JSON object a line")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or messages; only the summary")
     weights_option(p)

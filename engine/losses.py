@@ -7,7 +7,10 @@ import tensorflow as tf
 def gram_matrix(features):
     """``(1, h, w, c)`` -> ``(1, c, c)``: feature correlations divided by ``h * w``."""
     shape = tf.shape(features)
-    gram = tf.einsum("bijc,bijd->bcd", features, features)
+    # a reshape and one batched product (not einsum): converted to ONNX, this stays a plain
+    # MatMul instead of 5-D transposes of the whole feature map
+    flat = tf.reshape(features, tf.stack([shape[0], shape[1] * shape[2], shape[3]]))
+    gram = tf.linalg.matmul(flat, flat, transpose_a=True)
     return gram / tf.cast(shape[1] * shape[2], features.dtype)
 
 

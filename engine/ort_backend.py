@@ -12,6 +12,7 @@ from .spec import FeatureSpec
 
 PROVIDERS = ("auto", "cpu", "cuda")
 METADATA_SPEC = "nst.spec"
+METADATA_STEP = "nst.step"
 
 
 class BackendError(RuntimeError):
@@ -46,6 +47,39 @@ def read_metadata(path) -> dict[str, str]:
     return {p.key: p.value for p in model.metadata_props}
 
 
+def make_session(path: Path, provider: str, *, threads: int | None = None,
+                 cuda_options: dict | None = None) -> tuple[ort.InferenceSession, str]:
+    """An ``InferenceSession`` on the provider asked for, and which provider really runs it.
+
+    ``cpu``; ``cuda`` (an error when CUDA cannot run); ``auto`` (CUDA only when a device is
+    there and the provider really initialises)."""
+    if not path.is_file():
+        raise BackendError(f"{path}: no such ONNX model (run `python cli.py export` first)")
+    if provider not in PROVIDERS:
+        raise BackendError(f"unknown provider {provider!r}; expected one of {', '.join(PROVIDERS)}")
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads:
+        options.intra_op_num_threads = threads
+    providers: list = ["CPUExecutionProvider"]
+    reason = cuda_unavailable_reason() if provider in ("auto", "cuda") else None
+    if provider == "cuda" and reason:
+        raise BackendError(f"--provider cuda: {reason}")
+    if provider in ("auto", "cuda") and not reason:
+        cuda = {"cudnn_conv_algo_search": "HEURISTIC", "prefer_nhwc": "1"}
+        cuda.update(cuda_options or {})
+        providers = [("CUDAExecutionProvider", cuda), "CPUExecutionProvider"]
+    try:
+        session = ort.InferenceSession(str(path), options, providers=providers)
+    except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
+        raise BackendError(f"{path}: ONNX Runtime cannot load it ({str(exc).splitlines()[0]})") from None
+    used = "cuda" if session.get_providers()[0] == "CUDAExecutionProvider" else "cpu"
+    if provider == "cuda" and used != "cuda":
+        raise BackendError("--provider cuda: the CUDA provider did not initialise (CUDA or cuDNN libraries missing?)")
+    return session, used
+
+
 class OrtFeatures:
     """RGB float32 ``(N, H, W, 3)`` in [0, 1] -> ``{layer: array}``, by ONNX Runtime.
 
@@ -56,30 +90,7 @@ class OrtFeatures:
     def __init__(self, path, *, spec: FeatureSpec | None = None, provider: str = "auto",
                  threads: int | None = None, cuda_options: dict | None = None):
         path = Path(path)
-        if not path.is_file():
-            raise BackendError(f"{path}: no such ONNX model (run `python cli.py export` first)")
-        if provider not in PROVIDERS:
-            raise BackendError(f"unknown provider {provider!r}; expected one of {', '.join(PROVIDERS)}")
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if threads:
-            options.intra_op_num_threads = threads
-        providers: list = ["CPUExecutionProvider"]
-        reason = cuda_unavailable_reason() if provider in ("auto", "cuda") else None
-        if provider == "cuda" and reason:
-            raise BackendError(f"--provider cuda: {reason}")
-        if provider in ("auto", "cuda") and not reason:
-            cuda = {"cudnn_conv_algo_search": "HEURISTIC", "prefer_nhwc": "1"}
-            cuda.update(cuda_options or {})
-            providers = [("CUDAExecutionProvider", cuda), "CPUExecutionProvider"]
-        try:
-            self.session = ort.InferenceSession(str(path), options, providers=providers)
-        except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
-            raise BackendError(f"{path}: ONNX Runtime cannot load it ({str(exc).splitlines()[0]})") from None
-        self.provider = "cuda" if self.session.get_providers()[0] == "CUDAExecutionProvider" else "cpu"
-        if provider == "cuda" and self.provider != "cuda":
-            raise BackendError("--provider cuda: the CUDA provider did not initialise (CUDA or cuDNN libraries missing?)")
+        self.session, self.provider = make_session(path, provider, threads=threads, cuda_options=cuda_options)
 
         meta = self.session.get_modelmeta().custom_metadata_map
         if METADATA_SPEC not in meta:

@@ -52,3 +52,42 @@ class FeatureSpec:
 
     def describe(self) -> str:
         return f"VGG19 {self.pooling}-pool -> {', '.join(self.layers)} (weights {self.weights_sha256[:12]})"
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    """What an exported loss-and-gradient step computes: the features it runs, which of them are
+    style and content layers (in the order of the graph's inputs), and the one image size it takes."""
+    features: FeatureSpec
+    style_layers: tuple[str, ...]
+    content_layers: tuple[str, ...]
+    height: int
+    width: int
+    version: int = SPEC_VERSION
+
+    def __post_init__(self):
+        object.__setattr__(self, "style_layers", tuple(self.style_layers))
+        object.__setattr__(self, "content_layers", tuple(self.content_layers))
+        if set(self.style_layers) | set(self.content_layers) != set(self.features.layers):
+            raise ValueError("a step's style and content layers must be exactly its features' layers")
+        if self.height < 1 or self.width < 1:
+            raise ValueError(f"a step needs a positive image size, not {self.height}x{self.width}")
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["features"] = json.loads(self.features.to_json())
+        return json.dumps(data, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "StepSpec":
+        data = json.loads(text)
+        data["features"] = FeatureSpec.from_json(json.dumps(data["features"]))
+        return cls(**data)
+
+    def key(self) -> str:
+        return hashlib.sha256(self.to_json().encode()).hexdigest()[:12]
+
+    def describe(self) -> str:
+        return (f"loss-and-gradient step at {self.width}x{self.height}: style {', '.join(self.style_layers) or '-'}; "
+                f"content {', '.join(self.content_layers) or '-'} ({self.features.pooling}-pool, "
+                f"weights {self.features.weights_sha256[:12]})")

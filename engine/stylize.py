@@ -1,5 +1,8 @@
 """The fast style-transfer loop: coarse-to-fine scales, targets from either backend,
-L-BFGS or Adam over a TensorFlow value-and-gradient step, progress through a callback."""
+L-BFGS or Adam over a value-and-gradient step from either engine, progress through a callback.
+
+TensorFlow is imported only when a setting needs it: with ``targets="ort"`` and
+``step_engine="ort"`` and the graphs already exported, this runs where TensorFlow is absent."""
 from __future__ import annotations
 
 import time
@@ -9,14 +12,13 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
-from models.keras_vgg19 import build_trunk, tf
 from models.vgg19 import check_layers
 from models.weights import load_weights
 
 from .images import load_image, resize_longest, to_uint8
-from .objective import TfObjective, gram_numpy
 from .optimize import adam, lbfgs
-from .spec import SEED_CONTENT_LAYER, SEED_STYLE_LAYERS, FeatureSpec
+from .spec import SEED_CONTENT_LAYER, SEED_STYLE_LAYERS, FeatureSpec, StepSpec
+from .targets import Targets
 
 MAX_SIZE = 4096
 
@@ -42,8 +44,9 @@ class Settings:
     style_blend: tuple = ()         # one weight per style image (normalised); empty: even
     preserve_colors: bool = False   # keep the content's colours: only the luminance is stylized
     targets: str = "ort"            # ort | tf: which backend computes the Gram and content targets
-    provider: str = "auto"          # for targets=ort: auto | cpu | cuda
-    jit: bool = True                # XLA-compile the gradient step
+    provider: str = "auto"          # ONNX Runtime's provider (targets, and the step when ort): auto | cpu | cuda
+    step_engine: str = "tf"         # tf (GradientTape, the reference) | ort (the exported step graph)
+    jit: bool = True                # XLA-compile the TensorFlow gradient step
 
     def validate(self, n_styles: int) -> None:
         """Raise ValueError with a one-line message for any setting that cannot work."""
@@ -79,6 +82,10 @@ class Settings:
             raise ValueError(f"--targets must be ort or tf, not {self.targets}")
         if self.provider not in ("auto", "cpu", "cuda"):
             raise ValueError(f"--provider must be auto, cpu or cuda, not {self.provider}")
+        if self.step_engine not in ("tf", "ort"):
+            raise ValueError(f"--step-engine must be tf or ort, not {self.step_engine}")
+        if self.step_engine == "ort" and self.pooling != "avg":
+            raise ValueError("--step-engine ort supports --pooling avg only")
 
     def scale_sizes(self) -> list[int]:
         if self.scales == 1:
@@ -110,14 +117,16 @@ class Outcome:
     seconds: float
     interrupted: bool
     targets: str               # which backend computed the targets, in words
+    step: str                  # which engine computed the steps, in words
     weights: str               # where the weights came from
     settings: dict
 
 
 def _resize_float(image: np.ndarray, shape) -> np.ndarray:
     """Bicubic resize of a float ``(1, h, w, 3)`` image to ``shape`` (h, w), clipped to [0, 1]."""
-    resized = tf.image.resize(image, shape, method="bicubic").numpy()
-    return np.clip(resized, 0, 1).astype(np.float32)
+    channels = [np.asarray(Image.fromarray(image[0, :, :, c], mode="F").resize((shape[1], shape[0]), Image.BICUBIC))
+                for c in range(3)]
+    return np.clip(np.stack(channels, -1)[None], 0, 1).astype(np.float32)
 
 
 def preserve_colors(stylized: np.ndarray, content: np.ndarray) -> np.ndarray:
@@ -129,37 +138,77 @@ def preserve_colors(stylized: np.ndarray, content: np.ndarray) -> np.ndarray:
     return np.asarray(Image.merge("YCbCr", (y, cb, cr)).convert("RGB"))
 
 
-class _Targets:
-    """Computes the fixed targets (content features, blended style Grams) with one backend."""
+class _Steps:
+    """One value-and-gradient function per scale, from the engine the settings ask for."""
 
-    def __init__(self, settings: Settings, weights, log):
-        layers = tuple(settings.style_layers) + tuple(settings.content_layers)
-        spec = FeatureSpec(weights.sha256, layers, settings.pooling)
-        if settings.targets == "ort":
-            from exporter.export import export
-            from .ort_backend import OrtFeatures
-            result = export(spec, weights, log=log)
-            if not result.reused:
-                log(f"exported the feature extractor once to {result.path} "
-                    f"(parity {result.max_rel_error:.1e} vs TensorFlow)")
-            self.backend = OrtFeatures(result.path, spec=spec, provider=settings.provider)
+    def __init__(self, settings: Settings, weights, spec: FeatureSpec, log):
+        self.settings, self.weights, self.spec, self.log = settings, weights, spec, log
+        self.trunk, self.description = None, ""
+
+    def __call__(self, shape, grams, content_targets):
+        s = self.settings
+        if s.step_engine == "ort":
+            from .ort_step import OrtStep
+            step = OrtStep(step_graph(StepSpec(self.spec, tuple(s.style_layers), tuple(s.content_layers), *shape),
+                                      self.weights, self.log), provider=s.provider)
+            step.bind_targets(gram_targets=grams, content_targets=content_targets, style_layers=s.style_layers,
+                              content_layers=s.content_layers, content_weight=s.content_weight,
+                              style_weight=s.style_weight, tv_weight=s.tv_weight)
         else:
-            from .tf_backend import TfFeatures
-            self.backend = TfFeatures(spec, weights)
+            from models.keras_vgg19 import build_trunk
+            from .objective import TfObjective
+            if self.trunk is None:
+                self.trunk = build_trunk(self.weights, self.spec.layers, s.pooling)
+            step = TfObjective(self.trunk, style_layers=s.style_layers, content_layers=s.content_layers,
+                               gram_targets=grams, content_targets=content_targets,
+                               content_weight=s.content_weight, style_weight=s.style_weight,
+                               tv_weight=s.tv_weight, shape=(1, *shape, 3), jit=s.jit)
+        self.description = step.describe()
+        return step
 
-    def __call__(self, content: np.ndarray, styles: list, blend: np.ndarray, settings: Settings):
-        features = self.backend(content[None])
-        content_targets = {n: features[n] for n in settings.content_layers}
-        grams = {n: 0.0 for n in settings.style_layers}
-        for style, share in zip(styles, blend):
-            style_features = self.backend(style[None])
-            for n in settings.style_layers:
-                grams[n] = grams[n] + share * gram_numpy(style_features[n])
-        return content_targets, grams
+
+def step_graph(spec: StepSpec, weights, log):
+    """The exported step graph for ``spec``: the cached file, or exported now (TensorFlow)."""
+    from exporter.cache import step_mismatch, step_path
+    path = step_path(spec)
+    if step_mismatch(path, spec) is None:
+        return path
+    try:
+        from exporter.step import export_step
+    except ImportError as exc:
+        raise RuntimeError(f"no exported step graph for {spec.width}x{spec.height} in {path.parent}, and "
+                           f"exporting one needs TensorFlow ({exc}); run `stylize --export-only` with the "
+                           "same settings where TensorFlow is installed") from None
+    start = time.perf_counter()
+    result = export_step(spec, weights, log=log)
+    log(f"exported the {spec.width}x{spec.height} step graph once in {time.perf_counter() - start:.0f} s "
+        f"(gradient {result.grad_rel_error:.1e} from TensorFlow's)")
+    return result.path
 
 
 def _as_float(image: np.ndarray) -> np.ndarray:
     return image.astype(np.float32) / 255.0
+
+
+def _feature_spec(settings: Settings, weights) -> FeatureSpec:
+    return FeatureSpec(weights.sha256, tuple(settings.style_layers) + tuple(settings.content_layers), settings.pooling)
+
+
+def prepare(content: np.ndarray, settings: Settings, *, weights=None, log=print) -> list:
+    """Export what a run with these settings on this content image needs (the feature extractor
+    and, for ``step_engine="ort"``, one step graph per scale), so that it can then run without
+    TensorFlow. Returns the paths."""
+    settings.validate(1)
+    weights = weights or load_weights()
+    spec = _feature_spec(settings, weights)
+    from .targets import feature_model
+    paths = [feature_model(spec, weights, log)] if settings.targets == "ort" else []
+    if settings.step_engine == "ort":
+        for size in settings.scale_sizes():
+            shape = resize_longest(content, size).shape[:2]
+            paths.append(step_graph(StepSpec(spec, tuple(settings.style_layers), tuple(settings.content_layers),
+                                             *shape), weights, log))
+    return paths
 
 
 def stylize(content: np.ndarray, styles: list, settings: Settings = Settings(), *,
@@ -170,8 +219,9 @@ def stylize(content: np.ndarray, styles: list, settings: Settings = Settings(), 
     weights = weights or load_weights()
     blend = np.asarray(settings.style_blend or [1.0] * len(styles), np.float64)
     blend = blend / blend.sum()
-    targets = _Targets(settings, weights, log)
-    trunk = build_trunk(weights, tuple(settings.style_layers) + tuple(settings.content_layers), settings.pooling)
+    spec = _feature_spec(settings, weights)
+    targets = Targets(spec, weights, settings.targets, settings.provider, log)
+    steps = _Steps(settings, weights, spec, log)
     optimizer = lbfgs if settings.optimizer == "lbfgs" else adam
     options = {} if settings.optimizer == "lbfgs" else {"lr": settings.learning_rate}
 
@@ -181,7 +231,7 @@ def stylize(content: np.ndarray, styles: list, settings: Settings = Settings(), 
         content_s = _as_float(resize_longest(content, size))
         style_size = max(16, round(size * settings.style_scale))
         styles_s = [_as_float(resize_longest(s, style_size)) for s in styles]
-        content_targets, grams = targets(content_s, styles_s, blend, settings)
+        content_targets, grams = targets(content_s, styles_s, blend, settings.style_layers, settings.content_layers)
         shape = content_s.shape[:2]
         if image is not None:
             x0 = _resize_float(image, shape)
@@ -192,11 +242,7 @@ def stylize(content: np.ndarray, styles: list, settings: Settings = Settings(), 
         else:
             x0 = _as_float(np.asarray(Image.fromarray(load_image(settings.init)).resize(
                 (shape[1], shape[0]), Image.LANCZOS)))[None]
-        objective = TfObjective(trunk, style_layers=settings.style_layers,
-                                content_layers=settings.content_layers, gram_targets=grams,
-                                content_targets=content_targets, content_weight=settings.content_weight,
-                                style_weight=settings.style_weight, tv_weight=settings.tv_weight,
-                                shape=(1, *shape, 3), jit=settings.jit)
+        objective = steps(shape, grams, content_targets)
 
         def report(i, loss, parts, x, index=index, shape=shape):
             if callback:
@@ -204,6 +250,7 @@ def stylize(content: np.ndarray, styles: list, settings: Settings = Settings(), 
                                   time.perf_counter() - start, x))
 
         result = optimizer(objective, x0, settings.iterations, callback=report, **options)
+        del objective  # one scale's step (an ONNX Runtime session, a compiled function) at a time
         total_iterations += result.iterations
         image = result.image
         if result.interrupted:
@@ -213,4 +260,4 @@ def stylize(content: np.ndarray, styles: list, settings: Settings = Settings(), 
     if settings.preserve_colors:
         output = preserve_colors(output, resize_longest(content, max(output.shape[:2])))
     return Outcome(output, result.loss, result.parts, total_iterations, time.perf_counter() - start,
-                   result.interrupted, targets.backend.describe(), weights.source, asdict(settings))
+                   result.interrupted, targets.describe(), steps.description, weights.source, asdict(settings))

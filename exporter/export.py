@@ -14,13 +14,13 @@ from models.keras_vgg19 import build_trunk, keras, tf  # first: it imports Tenso
 import onnx  # noqa: E402
 import tf2onnx  # noqa: E402
 
-from engine.ort_backend import METADATA_SPEC, OrtFeatures, read_metadata  # noqa: E402
+from engine.ort_backend import METADATA_SPEC, OrtFeatures  # noqa: E402
 from engine.parity import PRECISION_TOLERANCE, compare, parity_images  # noqa: E402
 from engine.spec import FeatureSpec  # noqa: E402
 from engine.tf_backend import TfFeatures  # noqa: E402
 from models.atomic import atomic_path  # noqa: E402
 from models.vgg19 import BGR_MEAN  # noqa: E402
-from models.weights import cache_dir  # noqa: E402
+from .cache import feature_mismatch, feature_path  # noqa: E402
 
 OPSET = 17
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -40,10 +40,6 @@ class ExportResult:
     seconds: float = 0.0
     max_rel_error: float | None = None   # worst layer, TensorFlow vs ONNX Runtime CPU
     checks: list = field(default_factory=list)
-
-
-def default_path(spec: FeatureSpec, precision: str = "fp32") -> Path:
-    return cache_dir() / "onnx" / f"vgg19-{spec.key()}-{precision}.onnx"
 
 
 def feature_function(spec: FeatureSpec, weights, dtype=tf.float32):
@@ -153,18 +149,12 @@ def export(spec: FeatureSpec, weights, path=None, *, precision: str = "fp32", fo
     """Write the ONNX model for ``spec`` (reused when it exists, unless ``force``)."""
     if precision not in PRECISIONS:
         raise ExportError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
-    path = Path(path) if path else default_path(spec, precision)
+    path = Path(path) if path else feature_path(spec, precision)
     if path.exists() and not force:
-        # Reading the labels parses the whole file, so a damaged one fails here too; no session
-        # is built, since the caller builds its own.
-        try:
-            meta = read_metadata(path)
-            found = FeatureSpec.from_json(meta[METADATA_SPEC])
-            if found == spec and meta.get("nst.precision") == precision:
-                return ExportResult(path, spec, precision, reused=True)
-            log(f"replacing {path}: it computes {found.describe()} [{meta.get('nst.precision')}]")
-        except Exception as exc:  # a damaged or unlabelled file is replaced, and said so
-            log(f"replacing {path}: {exc}")
+        mismatch = feature_mismatch(path, spec, precision)
+        if mismatch is None:
+            return ExportResult(path, spec, precision, reused=True)
+        log(f"replacing it: {mismatch}")
     start = time.perf_counter()
     if precision == "int8":
         fp32 = export(spec, weights, precision="fp32", check=check, log=log)

@@ -33,17 +33,19 @@ def preprocess(rgb01):
     return tf.reverse(rgb01, axis=[-1]) * 255.0 - tf.constant(BGR_MEAN, rgb01.dtype)
 
 
-def build_trunk(weights, layers, pooling: str = "avg") -> keras.Model:
-    """A frozen model: preprocessed BGR ``(N, H, W, 3)`` -> dict of the named layers' outputs."""
+def build_trunk(weights, layers, pooling: str = "avg", dtype: str = "float32") -> keras.Model:
+    """A frozen model: preprocessed BGR ``(N, H, W, 3)`` -> dict of the named layers' outputs.
+
+    ``dtype="float64"`` builds the reference that float32 gradients are judged against."""
     pool = {"avg": keras.layers.AveragePooling2D, "max": keras.layers.MaxPooling2D}[pooling]
-    inputs = keras.Input((None, None, 3), name="bgr")
+    inputs = keras.Input((None, None, 3), name="bgr", dtype=dtype)
     x, outputs = inputs, {}
     for name in ALL_LAYERS[:layer_index(deepest(layers)) + 1]:
         if name.endswith("pool"):
-            x = pool(2, strides=2, name=name)(x)
+            x = pool(2, strides=2, name=name, dtype=dtype)(x)
         else:
             conv = keras.layers.Conv2D(weights.kernels[name].shape[-1], 3, padding="same",
-                                       activation="relu", name=name)
+                                       activation="relu", name=name, dtype=dtype)
             x = conv(x)
             conv.set_weights([weights.kernels[name], weights.biases[name]])
         if name in layers:

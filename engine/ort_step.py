@@ -1,0 +1,73 @@
+"""The ONNX Runtime step engine: loss and image gradient from an exported step graph.
+
+No TensorFlow here. It is a drop-in for ``engine.objective.TfObjective``: ``f(x) -> (loss,
+gradient, parts)`` on a float32 ``(1, H, W, 3)`` array, which is all the optimizers see.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from .ort_backend import METADATA_STEP, BackendError, make_session
+from .spec import StepSpec
+
+OUTPUTS = ("loss", "content", "style", "tv", "grad")
+
+
+class OrtStep:
+    """One step graph (one image size) on one provider, with its targets bound once.
+
+    The targets and weights are copied to the provider's device once (IO binding); each call
+    sends the image and brings back only what the optimizer needs: the loss, its parts and
+    the gradient. ``cuda_options`` reach the CUDA provider (e.g. ``{"use_tf32": "0"}``).
+    """
+
+    def __init__(self, path, *, spec: StepSpec | None = None, provider: str = "auto",
+                 threads: int | None = None, cuda_options: dict | None = None):
+        path = Path(path)
+        self.session, self.provider = make_session(path, provider, threads=threads, cuda_options=cuda_options)
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if METADATA_STEP not in meta:
+            raise BackendError(f"{path}: not a step graph exported by this tool (no {METADATA_STEP} label)")
+        self.spec = StepSpec.from_json(meta[METADATA_STEP])
+        if spec is not None and spec != self.spec:
+            raise BackendError(f"{path} is the {self.spec.describe()}, not the {spec.describe()}")
+        self.shape = (1, self.spec.height, self.spec.width, 3)
+        self._device = "cuda" if self.provider == "cuda" else "cpu"
+        self._binding = None
+
+    def bind_targets(self, *, gram_targets: dict, content_targets: dict, style_layers: dict,
+                     content_layers: dict, content_weight: float, style_weight: float, tv_weight: float) -> None:
+        """The fixed inputs, as ``TfObjective`` takes them (Gram matrices ``(c, c)``, features ``(1, h, w, c)``)."""
+        if set(style_layers) != set(self.spec.style_layers) or set(content_layers) != set(self.spec.content_layers):
+            raise BackendError("the targets' layers differ from the step graph's; export it for these layers")
+        values = {f"content.{n}": content_targets[n] for n in self.spec.content_layers}
+        values.update({f"gram.{n}": np.asarray(gram_targets[n])[None] for n in self.spec.style_layers})
+        values["style_layer_weights"] = [style_layers[n] for n in self.spec.style_layers]
+        values["content_layer_weights"] = [content_layers[n] for n in self.spec.content_layers]
+        values["loss_weights"] = [content_weight, style_weight, tv_weight]
+        binding = self.session.io_binding()
+        self._kept = []  # the OrtValues must outlive the binding
+        for name, value in values.items():
+            array = np.ascontiguousarray(np.asarray(value, np.float32))
+            ort_value = ort.OrtValue.ortvalue_from_numpy(array, self._device, 0)
+            self._kept.append(ort_value)
+            binding.bind_ortvalue_input(name, ort_value)
+        for name in OUTPUTS:
+            binding.bind_output(name, "cpu")
+        self._binding = binding
+
+    def __call__(self, image: np.ndarray):
+        if self._binding is None:
+            raise RuntimeError("bind_targets() first")
+        array = np.ascontiguousarray(np.asarray(image, np.float32).reshape(self.shape))
+        image_value = ort.OrtValue.ortvalue_from_numpy(array, self._device, 0)
+        self._binding.bind_ortvalue_input("image", image_value)
+        self.session.run_with_iobinding(self._binding)
+        loss, content, style, tv, grad = (v.numpy() for v in self._binding.get_outputs())
+        return float(loss), grad, {"content": float(content), "style": float(style), "tv": float(tv)}
+
+    def describe(self) -> str:
+        return f"ONNX Runtime {ort.__version__} step ({self.provider.upper()})"
