@@ -12,6 +12,7 @@ SEED_CONTENT_LAYER = "block5_conv2"
 DEFAULT_LAYERS = SEED_STYLE_LAYERS + (SEED_CONTENT_LAYER,)
 PREPROCESSING = "rgb01*255->bgr-imagenet_mean"  # keras.applications.vgg19.preprocess_input
 SPEC_VERSION = 1
+STEP_VERSION = 1  # bump whenever the exported step graph changes, so that cached ones are redone
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ class StepSpec:
     content_layers: tuple[str, ...]
     height: int
     width: int
-    version: int = SPEC_VERSION
+    version: int = STEP_VERSION
 
     def __post_init__(self):
         object.__setattr__(self, "style_layers", tuple(self.style_layers))

@@ -24,7 +24,8 @@ def feature_model(spec: FeatureSpec, weights, log):
         from exporter.export import export
     except ImportError as exc:
         raise RuntimeError(f"no exported feature extractor for this spec in {path.parent}, and exporting one "
-                           f"needs TensorFlow ({exc}); run this once where TensorFlow is installed") from None
+                           f"needs TensorFlow ({exc}); run `stylize --export-only` with the same settings "
+                           "where TensorFlow is installed") from None
     result = export(spec, weights, log=log)
     log(f"exported the feature extractor once to {result.path} (parity {result.max_rel_error:.1e} vs TensorFlow)")
     return result.path
