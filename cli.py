@@ -307,13 +307,17 @@ def build_parser() -> argparse.ArgumentParser:
                                    "precision), warm-up excluded, median of repeats, with GFLOP/s and this "
                                    "machine's float32 matrix-product rate measured in the same run. --stylize "
                                    "measures the style-transfer step and time to quality instead.")
-    p.add_argument("--sizes", default="256,512,1024", help="square sizes, px")
+    p.add_argument("--sizes", help="sizes, px: square inputs for features (default 256,512,1024), the longest side "
+                                    "of the bundled content image for --steps (default 256,512)")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--provider", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--precisions", default="fp32,fp16,int8")
     p.add_argument("--no-tf", action="store_true", help="skip TensorFlow (machines without it)")
     p.add_argument("--model-dir", help="folder holding exported vgg19-*.onnx files (machines without TensorFlow)")
     p.add_argument("--stylize", action="store_true", help="benchmark the style-transfer loop instead")
+    p.add_argument("--steps", action="store_true",
+                   help="benchmark one loss-and-gradient step of each engine instead (TensorFlow, XLA, ONNX Runtime "
+                        "CPU, and CUDA fp32 / TF32 / TF32+NHWC where there is a GPU)")
     p.add_argument("--iterations", type=int, default=300, help="--stylize: the seed loop's iterations (the stylize loop gets half as many at each of 3 scales)")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     weights_option(p)

@@ -44,7 +44,7 @@ def _machine() -> str:
 
 def feature_bench(args) -> dict:
     from .ort_backend import OrtFeatures, cuda_unavailable_reason
-    sizes = [int(s) for s in args.sizes.split(",")]
+    sizes = [int(s) for s in (args.sizes or "256,512,1024").split(",")]
     precisions = [p for p in args.precisions.split(",") if p]
     rate = matmul_rate()
     print(f"float32 matrix product (numpy, 2048^3): {rate:.1f} GFLOP/s")
@@ -164,8 +164,83 @@ def stylize_bench(args) -> dict:
     return result
 
 
+# -- one loss-and-gradient step, each engine ----------------------------------------------
+
+CUDA_VARIANTS = (("fp32", {"use_tf32": "0", "prefer_nhwc": "0"}),
+                 ("TF32", {"use_tf32": "1", "prefer_nhwc": "0"}),
+                 ("TF32 NHWC", {"use_tf32": "1", "prefer_nhwc": "1"}))
+
+
+def _step_inputs(size: int, spec, weights, use_tf: bool):
+    """The bundled content image at ``size`` (longest side), its targets from the bundled style."""
+    from .images import load_image, resize_longest
+    from .targets import Targets
+    content = resize_longest(load_image(ROOT / "examples/content/chelsea.jpg"), size).astype(np.float32) / 255
+    style = resize_longest(load_image(ROOT / "examples/style/starry_night.jpg"), size).astype(np.float32) / 255
+    targets = Targets(spec, weights, "tf" if use_tf else "ort", "cpu", lambda *_: None)
+    from .spec import SEED_CONTENT_LAYER, SEED_STYLE_LAYERS
+    contents, grams = targets(content, [style], [1.0], SEED_STYLE_LAYERS, (SEED_CONTENT_LAYER,))
+    return content, contents, grams
+
+
+def step_bench(args) -> dict:
+    """Per-step time of every engine at each size, same images, same objective, same run."""
+    from models.weights import load_weights
+    from .ort_backend import cuda_unavailable_reason
+    from .ort_step import OrtStep
+    from .spec import SEED_CONTENT_LAYER, SEED_STYLE_LAYERS, FeatureSpec, StepSpec
+    from .stylize import step_graph
+    sizes = [int(s) for s in (args.sizes or "256,512").split(",")]
+    weights = load_weights(args.weights)
+    spec = FeatureSpec(weights.sha256)
+    style_layers = {n: 1 / len(SEED_STYLE_LAYERS) for n in SEED_STYLE_LAYERS}
+    content_layers = {SEED_CONTENT_LAYER: 1.0}
+    loss_weights = {"content_weight": 1e4, "style_weight": 1.0, "tv_weight": 10.0}
+    rate = matmul_rate()
+    print(f"float32 matrix product (numpy, 2048^3): {rate:.1f} GFLOP/s")
+    cuda = args.provider in ("auto", "cuda") and cuda_unavailable_reason() is None
+    rows = []
+    for size in sizes:
+        content, contents, grams = _step_inputs(size, spec, weights, not args.no_tf)
+        shape = content.shape[:2]
+        image = np.clip(content + np.random.default_rng(0).normal(0, 0.05, content.shape), 0, 1)[None]
+        image = image.astype(np.float32)
+        engines = []
+        if not args.no_tf:
+            from models.keras_vgg19 import build_trunk
+            from .objective import TfObjective
+            trunk = build_trunk(weights, spec.layers)
+            for name, jit in (("TensorFlow tf.function", False), ("TensorFlow XLA", True)):
+                engines.append((name, TfObjective(trunk, style_layers=style_layers, content_layers=content_layers,
+                                                  gram_targets=grams, content_targets=contents,
+                                                  shape=(1, *shape, 3), jit=jit, **loss_weights)))
+        path = step_graph(StepSpec(spec, tuple(style_layers), tuple(content_layers), *shape), weights,
+                          lambda message: print(message, flush=True))
+        variants = [("ORT CPU", "cpu", None)] if args.provider != "cuda" else []
+        variants += [(f"ORT CUDA {label}", "cuda", options) for label, options in CUDA_VARIANTS] if cuda else []
+        for name, provider, options in variants:
+            step = OrtStep(path, provider=provider, cuda_options=options)
+            step.bind_targets(gram_targets=grams, content_targets=contents, style_layers=style_layers,
+                              content_layers=content_layers, **loss_weights)
+            engines.append((name, step))
+        base = None
+        for name, engine in engines:
+            engine(image)  # compile (XLA) or pick kernels (cuDNN) outside the timing
+            seconds = _median_seconds(lambda e=engine: e(image), args.repeats)
+            base = seconds if name == "TensorFlow XLA" else base
+            row = {"size": size, "shape": list(shape), "engine": name, "ms": seconds * 1e3,
+                   "speedup_vs_xla": base / seconds if base else None}
+            rows.append(row)
+            speed = f"{row['speedup_vs_xla']:.2f}x vs XLA" if base else ""
+            print(f"{shape[1]:>4}x{shape[0]:<4} {name:<24} {row['ms']:9.1f} ms  {speed}", flush=True)
+        del engines
+    return {"kind": "step", "matmul_gflops": rate, "machine": _machine(), "repeats": args.repeats,
+            "rows": rows, "date": time.strftime("%Y-%m-%d")}
+
+
 def main(args) -> int:
-    result = stylize_bench(args) if args.stylize else feature_bench(args)
+    result = (stylize_bench(args) if args.stylize else step_bench(args) if args.steps
+              else feature_bench(args))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
     return 0

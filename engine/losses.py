@@ -10,8 +10,16 @@ def gram_matrix(features):
     # a reshape and one batched product (not einsum): converted to ONNX, this stays a plain
     # MatMul instead of 5-D transposes of the whole feature map
     flat = tf.reshape(features, tf.stack([shape[0], shape[1] * shape[2], shape[3]]))
-    gram = tf.linalg.matmul(flat, flat, transpose_a=True)
-    return gram / tf.cast(shape[1] * shape[2], features.dtype)
+    return _gram(flat) / tf.cast(shape[1] * shape[2], features.dtype)
+
+
+@tf.custom_gradient
+def _gram(flat):
+    """``flat^T flat`` for ``(b, n, c)``, with its gradient as one product, ``flat (g + g^T)``,
+    where automatic differentiation makes two ``(n, c) x (c, c)`` products and adds them."""
+    def grad(upstream):
+        return tf.linalg.matmul(flat, upstream + tf.linalg.matrix_transpose(upstream))
+    return tf.linalg.matmul(flat, flat, transpose_a=True), grad
 
 
 def _mean_square(x):

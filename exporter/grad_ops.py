@@ -22,13 +22,17 @@ def _static_shape(ctx, node, index: int) -> list[int]:
 
 
 def relu_grad(ctx, node, name, args):
-    """``ReluGrad(g, y)`` -> ``Where(y > 0, g, 0)`` (``y`` is the ReLU's output)."""
+    """``ReluGrad(g, y)`` -> ``g * float(y > 0)`` (``y`` is the ReLU's output).
+
+    Not ``Where(y > 0, g, 0)``: ONNX Runtime's CPU ``Where`` with a scalar operand took 33 ms
+    on a 64x341x512 map here, Greater + Cast + Mul 16 ms, with identical results."""
     grad, activations = node.input
-    dtype = utils.map_onnx_to_numpy_type(ctx.get_dtype(grad))
-    zero = _const(ctx, f"{name}_zero", np.zeros((), dtype))
+    onnx_type = ctx.get_dtype(grad)
+    zero = _const(ctx, f"{name}_zero", np.zeros((), utils.map_onnx_to_numpy_type(onnx_type)))
     positive = ctx.make_node("Greater", [activations, zero]).output[0]
-    node.type = "Where"
-    ctx.replace_inputs(node, [positive, grad, zero])
+    mask = ctx.make_node("Cast", [positive], attr={"to": onnx_type}).output[0]
+    node.type = "Mul"
+    ctx.replace_inputs(node, [grad, mask])
 
 
 def avg_pool_grad(ctx, node, name, args):
