@@ -318,7 +318,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", action="store_true",
                    help="benchmark one loss-and-gradient step of each engine instead (TensorFlow, XLA, ONNX Runtime "
                         "CPU, and CUDA fp32 / TF32 / TF32+NHWC where there is a GPU)")
-    p.add_argument("--iterations", type=int, default=300, help="--stylize: the seed loop's iterations (the stylize loop gets half as many at each of 3 scales)")
+    p.add_argument("--iterations", type=int, default=300, help="--stylize: the seed loop's iterations")
+    p.add_argument("--fast-iterations", type=int, metavar="N",
+                   help="--stylize: the stylize loop's evaluations at each of 3 scales (default: a third of --iterations)")
+    p.add_argument("--step-engines", metavar="tf,ort", help="--stylize: which step engines to run (default: tf,ort)")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     weights_option(p)
     p.set_defaults(func=cmd_bench)
@@ -326,7 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _positive_ints(args) -> None:
-    for name in ("size", "iterations", "scales", "min_size", "repeats"):
+    for name in ("size", "iterations", "scales", "min_size", "repeats", "fast_iterations"):
         value = getattr(args, name, None)
         if value is not None and value < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1, not {value}")

@@ -100,41 +100,47 @@ def feature_bench(args) -> dict:
 
 # -- the style-transfer loop --------------------------------------------------------------
 
-def _seed_run(iterations: int) -> dict:
+def _seed_run(iterations: int, images: str) -> dict:
     """The seed's NST.generate_image at 512 px: per-step time and the cost it reaches."""
-    from models.keras_vgg19 import tf
-    from .images import load_image
     from .nst import NST
-    nst = NST(load_image(ROOT / "examples/style/starry_night.jpg"), load_image(ROOT / "examples/content/chelsea.jpg"))
+    data = np.load(images)
+    nst = NST(data["style"], data["content"])
     nst.generate_image(iterations=2)  # trace and compile outside the timing
     start = time.perf_counter()
     image, cost = nst.generate_image(iterations=iterations)
     seconds = time.perf_counter() - start
-    final = float(nst.total_cost(tf.constant(image[None]))[0])
-    return {"seconds": seconds, "per_step": seconds / iterations, "cost": cost, "checked_cost": final,
+    return {"seconds": seconds, "per_step": seconds / iterations, "cost": cost,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def _fast_run(iterations: int, target_cost: float | None, scales: int) -> dict:
-    """The stylize loop on the same 512 px images and objective; times to reach ``target_cost``."""
-    from models.keras_vgg19 import tf
-    from .images import load_image, to_uint8
-    from .nst import NST
+def _fast_run(iterations: int, target_cost: float | None, scales: int, step_engine: str, images: str,
+              output: str) -> dict:
+    """The stylize loop on the seed's 512 px images and objective; times to reach ``target_cost``.
+
+    With ``step_engine="ort"`` the graphs were exported by the parent, so this process never
+    imports TensorFlow and its peak memory is the TensorFlow-free loop's own."""
     from .stylize import Settings, stylize
-    nst = NST(load_image(ROOT / "examples/style/starry_night.jpg"), load_image(ROOT / "examples/content/chelsea.jpg"))
-    content, style = to_uint8(nst.content_image.numpy()), to_uint8(nst.style_image.numpy())
+    data = np.load(images)
     events = []
     start = time.perf_counter()
-    outcome = stylize(content, [style], Settings(size=512, iterations=iterations, scales=scales, min_size=256),
+    outcome = stylize(data["content"], [data["style"]],
+                      Settings(size=512, iterations=iterations, scales=scales, min_size=256, step_engine=step_engine,
+                               provider="cpu"),
                       callback=lambda p: events.append((p.scale, p.iteration, p.loss, time.perf_counter() - start)),
                       log=lambda *_: None)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    np.save(output, outcome.image)
     final_scale = [e for e in events if e[0] == scales - 1]
     steps = np.diff([e[3] for e in final_scale])
-    reached = next((e[3] for e in final_scale if target_cost is not None and e[2] <= target_cost), None)
-    checked = float(nst.total_cost(tf.constant(outcome.image[None].astype(np.float32) / 255.0))[0])
-    return {"seconds": outcome.seconds, "per_step": float(np.median(steps[1:])), "cost": outcome.loss,
-            "checked_cost": checked, "time_to_target": reached, "iterations": outcome.iterations,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    reached = next((e for e in final_scale if target_cost is not None and e[2] <= target_cost), None)
+    return {"step_engine": step_engine, "seconds": outcome.seconds, "per_step": float(np.median(steps[1:])),
+            "cost": outcome.loss, "time_to_target": reached[3] if reached else None,
+            "evaluations_to_target": (sum(1 for e in events if e[0] < scales - 1) + reached[1]) if reached else None,
+            "iterations": outcome.iterations, "peak_rss_mb": peak, "tensorflow_imported": _tf_loaded()}
+
+
+def _tf_loaded() -> bool:
+    return "tensorflow" in sys.modules
 
 
 def _in_subprocess(call: str) -> dict:
@@ -147,21 +153,48 @@ def _in_subprocess(call: str) -> dict:
 
 
 def stylize_bench(args) -> dict:
-    print(f"seed NST.generate_image, {args.iterations} Adam iterations at 512 px ...", flush=True)
-    seed = _in_subprocess(f"bench._seed_run({args.iterations})")
-    print(f"  {seed['per_step']:.2f} s/step, cost {seed['cost']:.4g}, peak {seed['peak_rss_mb']:.0f} MB", flush=True)
-    evaluations = max(10, args.iterations // 2)
-    fast = _in_subprocess(f"bench._fast_run({evaluations}, {seed['cost']!r}, 3)")
-    print(f"stylize (L-BFGS, 3 scales 256->512, {evaluations} evaluations each): {fast['per_step']:.2f} s/step at 512 px, "
-          f"cost {fast['cost']:.4g}, peak {fast['peak_rss_mb']:.0f} MB", flush=True)
-    result = {"kind": "stylize", "machine": _machine(), "date": time.strftime("%Y-%m-%d"), "seed": seed, "stylize": fast,
-              "step_speedup": seed["per_step"] / fast["per_step"],
-              "time_to_seed_cost_fraction": (fast["time_to_target"] / seed["seconds"]
-                                             if fast["time_to_target"] else None)}
-    print(f"per-step speed-up {result['step_speedup']:.2f}x; seed cost after {args.iterations} iterations reached "
-          + (f"in {fast['time_to_target']:.0f} s = {result['time_to_seed_cost_fraction']:.1%} of the seed's "
-             f"{seed['seconds']:.0f} s" if fast["time_to_target"] else "never"))
-    return result
+    """The seed loop against the stylize loop (each step engine), same images, objective and run."""
+    import tempfile
+    from models.keras_vgg19 import tf
+    from .images import load_image, to_uint8
+    from .nst import NST
+    from .stylize import Settings, prepare
+    engines = [e for e in (args.step_engines or "tf,ort").split(",") if e]
+    content, style = (load_image(ROOT / p) for p in ("examples/content/chelsea.jpg", "examples/style/starry_night.jpg"))
+    # the seed's own 512 px images (its bicubic resize), as uint8 for both loops
+    content, style = (to_uint8(NST.scale_image(x).numpy()[0]) for x in (content, style))
+    evaluations = args.fast_iterations or max(10, args.iterations // 3)
+    with tempfile.TemporaryDirectory() as tmp:
+        images = str(Path(tmp) / "images.npz")
+        np.savez(images, content=content, style=style)
+        print(f"seed NST.generate_image, {args.iterations} Adam iterations at 512 px ...", flush=True)
+        seed = _in_subprocess(f"bench._seed_run({args.iterations}, {images!r})")
+        print(f"  {seed['per_step']:.2f} s/step, cost {seed['cost']:.4g}, {seed['seconds']:.0f} s, "
+              f"peak {seed['peak_rss_mb']:.0f} MB", flush=True)
+        runs = {}
+        for engine in engines:
+            if engine == "ort":  # export beforehand, so that the timed child never needs TensorFlow
+                prepare(content, Settings(size=512, scales=3, min_size=256, step_engine="ort"), log=lambda *_: None)
+            output = str(Path(tmp) / f"{engine}.npy")
+            fast = _in_subprocess(f"bench._fast_run({evaluations}, {seed['cost']!r}, 3, {engine!r}, {images!r}, "
+                                  f"{output!r})")
+            nst = NST(style, content)
+            image = np.load(output).astype(np.float32)[None] / 255.0
+            fast["checked_cost"] = float(nst.total_cost(tf.constant(image))[0])
+            fast["step_speedup"] = seed["per_step"] / fast["per_step"]
+            fast["time_to_seed_cost_fraction"] = (fast["time_to_target"] / seed["seconds"]
+                                                  if fast["time_to_target"] else None)
+            runs[engine] = fast
+            print(f"stylize --step-engine {engine} (L-BFGS, 3 scales 256->512, {evaluations} evaluations each): "
+                  f"{fast['per_step']:.2f} s/step at 512 px = {fast['step_speedup']:.2f}x the seed's; final cost "
+                  f"{fast['checked_cost']:.4g} (seed {seed['cost']:.4g}); peak {fast['peak_rss_mb']:.0f} MB"
+                  f"{'' if fast['tensorflow_imported'] else ' (TensorFlow never imported)'}", flush=True)
+            print("  seed cost reached " + (
+                f"after {fast['evaluations_to_target']} evaluations, {fast['time_to_target']:.0f} s = "
+                f"{fast['time_to_seed_cost_fraction']:.1%} of the seed's {seed['seconds']:.0f} s"
+                if fast["time_to_target"] else "never"), flush=True)
+    return {"kind": "stylize", "machine": _machine(), "date": time.strftime("%Y-%m-%d"),
+            "seed_iterations": args.iterations, "evaluations_per_scale": evaluations, "seed": seed, "stylize": runs}
 
 
 # -- one loss-and-gradient step, each engine ----------------------------------------------

@@ -27,7 +27,8 @@ class OrtStep:
     def __init__(self, path, *, spec: StepSpec | None = None, provider: str = "auto",
                  threads: int | None = None, cuda_options: dict | None = None):
         path = Path(path)
-        self.session, self.provider = make_session(path, provider, threads=threads, cuda_options=cuda_options)
+        self.session, self.provider = make_session(path, provider, threads=threads, cuda_options=cuda_options,
+                                                   memory_pattern=False)
         meta = self.session.get_modelmeta().custom_metadata_map
         if METADATA_STEP not in meta:
             raise BackendError(f"{path}: not a step graph exported by this tool (no {METADATA_STEP} label)")

@@ -5,6 +5,8 @@ TensorFlow is imported only when a setting needs it: with ``targets="ort"`` and
 ``step_engine="ort"`` and the graphs already exported, this runs where TensorFlow is absent."""
 from __future__ import annotations
 
+import ctypes
+import gc
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
@@ -186,6 +188,16 @@ def step_graph(spec: StepSpec, weights, log):
     return result.path
 
 
+def _release_memory() -> None:
+    """Collect, then hand freed heap back to the system: glibc keeps large freed blocks (ONNX
+    Runtime's arenas) in the process, so one scale's peak would add to the next one's."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        pass
+
+
 def _as_float(image: np.ndarray) -> np.ndarray:
     return image.astype(np.float32) / 255.0
 
@@ -226,12 +238,20 @@ def stylize(content: np.ndarray, styles: list, settings: Settings = Settings(), 
     options = {} if settings.optimizer == "lbfgs" else {"lr": settings.learning_rate}
 
     sizes = settings.scale_sizes()
-    image, result, total_iterations = None, None, 0
-    for index, size in enumerate(sizes):
+    # Every scale's targets first, then the feature extractor is dropped: it is not needed
+    # while the loop runs, and the step's own memory is the peak.
+    scales = []
+    for size in sizes:
         content_s = _as_float(resize_longest(content, size))
         style_size = max(16, round(size * settings.style_scale))
         styles_s = [_as_float(resize_longest(s, style_size)) for s in styles]
-        content_targets, grams = targets(content_s, styles_s, blend, settings.style_layers, settings.content_layers)
+        scales.append((content_s, *targets(content_s, styles_s, blend, settings.style_layers, settings.content_layers)))
+    targets_by = targets.describe()
+    del targets
+    _release_memory()
+
+    image, result, total_iterations = None, None, 0
+    for index, (content_s, content_targets, grams) in enumerate(scales):
         shape = content_s.shape[:2]
         if image is not None:
             x0 = _resize_float(image, shape)
@@ -251,6 +271,7 @@ def stylize(content: np.ndarray, styles: list, settings: Settings = Settings(), 
 
         result = optimizer(objective, x0, settings.iterations, callback=report, **options)
         del objective  # one scale's step (an ONNX Runtime session, a compiled function) at a time
+        _release_memory()
         total_iterations += result.iterations
         image = result.image
         if result.interrupted:
@@ -260,4 +281,4 @@ def stylize(content: np.ndarray, styles: list, settings: Settings = Settings(), 
     if settings.preserve_colors:
         output = preserve_colors(output, resize_longest(content, max(output.shape[:2])))
     return Outcome(output, result.loss, result.parts, total_iterations, time.perf_counter() - start,
-                   result.interrupted, targets.describe(), steps.description, weights.source, asdict(settings))
+                   result.interrupted, targets_by, steps.description, weights.source, asdict(settings))

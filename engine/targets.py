@@ -37,7 +37,7 @@ class Targets:
     def __init__(self, spec: FeatureSpec, weights, backend: str, provider: str, log):
         if backend == "ort":
             from .ort_backend import OrtFeatures
-            self.backend = OrtFeatures(feature_model(spec, weights, log), spec=spec, provider=provider)
+            self.backend = OrtFeatures(feature_model(spec, weights, log), spec=spec, provider=provider, lean=True)
         else:
             from .tf_backend import TfFeatures
             self.backend = TfFeatures(spec, weights)
