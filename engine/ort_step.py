@@ -38,6 +38,7 @@ class OrtStep:
         self.shape = (1, self.spec.height, self.spec.width, 3)
         self._device = "cuda" if self.provider == "cuda" else "cpu"
         self._binding = None
+        self._kept = []  # the bound targets' OrtValues, which must outlive the binding
 
     def bind_targets(self, *, gram_targets: dict, content_targets: dict, style_layers: dict,
                      content_layers: dict, content_weight: float, style_weight: float, tv_weight: float) -> None:
@@ -50,7 +51,7 @@ class OrtStep:
         values["content_layer_weights"] = [content_layers[n] for n in self.spec.content_layers]
         values["loss_weights"] = [content_weight, style_weight, tv_weight]
         binding = self.session.io_binding()
-        self._kept = []  # the OrtValues must outlive the binding
+        self._kept = []
         for name, value in values.items():
             array = np.ascontiguousarray(np.asarray(value, np.float32))
             ort_value = ort.OrtValue.ortvalue_from_numpy(array, self._device, 0)

@@ -1,7 +1,6 @@
 """Keras VGG19 feature extractor -> ONNX, once: convert, check, label, verify parity."""
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -18,11 +17,10 @@ from engine.ort_backend import METADATA_SPEC, OrtFeatures  # noqa: E402
 from engine.parity import PRECISION_TOLERANCE, compare, parity_images  # noqa: E402
 from engine.spec import FeatureSpec  # noqa: E402
 from engine.tf_backend import TfFeatures  # noqa: E402
-from models.atomic import atomic_path  # noqa: E402
 from models.vgg19 import BGR_MEAN  # noqa: E402
 from .cache import feature_mismatch, feature_path  # noqa: E402
+from .onnx_file import OPSET, label, write_atomically  # noqa: E402
 
-OPSET = 17
 PRECISIONS = ("fp32", "fp16", "int8")
 CHECK_SIZES = ((96, 128), (133, 97))
 
@@ -70,28 +68,10 @@ def feature_function(spec: FeatureSpec, weights, dtype=tf.float32):
 
 
 def _label(model: onnx.ModelProto, spec: FeatureSpec, precision: str, extra: dict) -> None:
-    import onnxruntime
-    props = {
-        METADATA_SPEC: spec.to_json(),
-        "nst.weights_sha256": spec.weights_sha256,
-        "nst.precision": precision,
-        "nst.input": "image: float32 (N, H, W, 3) RGB in [0, 1]",
-        "nst.outputs": "float32 (N, h, w, c) per layer, after ReLU (or pooling)",
-        "nst.tools": json.dumps({"tensorflow": tf.__version__, "keras": keras.__version__,
-                                 "tf2onnx": tf2onnx.__version__, "onnx": onnx.__version__,
-                                 "onnxruntime": onnxruntime.__version__, "opset": OPSET}),
-        **extra,
-    }
-    del model.metadata_props[:]
-    for key, value in props.items():
-        model.metadata_props.add(key=key, value=str(value))
-    model.doc_string = f"VGG19 feature extractor: {spec.describe()}"
-
-
-def _write_atomically(model: onnx.ModelProto, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        onnx.save(model, tmp)
+    label(model, {METADATA_SPEC: spec.to_json(), "nst.weights_sha256": spec.weights_sha256,
+                  "nst.precision": precision, "nst.input": "image: float32 (N, H, W, 3) RGB in [0, 1]",
+                  "nst.outputs": "float32 (N, h, w, c) per layer, after ReLU (or pooling)", **extra},
+          f"VGG19 feature extractor: {spec.describe()}")
 
 
 def _quantize_int8(fp32_path: Path) -> onnx.ModelProto:
@@ -166,7 +146,7 @@ def export(spec: FeatureSpec, weights, path=None, *, precision: str = "fp32", fo
                                                  input_signature=signature, opset=OPSET)
     onnx.checker.check_model(model)
     _label(model, spec, precision, {})
-    _write_atomically(model, path)
+    write_atomically(model, path)
     result = ExportResult(path, spec, precision, reused=False)
     if check:
         reference = TfFeatures(spec, weights)
@@ -178,6 +158,6 @@ def export(spec: FeatureSpec, weights, path=None, *, precision: str = "fp32", fo
                               f"exceeds {tolerance:.0e} for {precision}; the export was removed")
         model = onnx.load(str(path))
         _label(model, spec, precision, {"nst.parity_max_rel_error_cpu": f"{result.max_rel_error:.3e}"})
-        _write_atomically(model, path)
+        write_atomically(model, path)
     result.seconds = time.perf_counter() - start
     return result

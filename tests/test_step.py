@@ -139,3 +139,16 @@ def test_missing_step_graph_without_tensorflow_is_one_clear_line(tmp_path):
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and "needs TensorFlow" in lines[0] and "--export-only" in lines[0], run.stderr
     assert not (tmp_path / "out.png").exists()
+
+
+def test_both_engines_make_the_same_picture(content_image, style_image):
+    from engine.stylize import Settings, stylize
+    pictures = {}
+    for engine in ("tf", "ort"):
+        settings = Settings(size=64, scales=1, iterations=6, optimizer="adam", step_engine=engine, provider="cpu")
+        pictures[engine] = stylize(content_image, [style_image], settings, log=lambda *_: None)
+    tf_out, ort_out = pictures["tf"], pictures["ort"]
+    assert "ONNX Runtime" in ort_out.step and "TensorFlow" in tf_out.step
+    assert abs(ort_out.loss - tf_out.loss) / tf_out.loss < 1e-3
+    diff = np.abs(ort_out.image.astype(int) - tf_out.image.astype(int))
+    assert diff.mean() < 0.5 and diff.max() <= 2   # uint8 levels: rounding, nothing more
