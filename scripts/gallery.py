@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Render every bundled content image in every bundled style into one contact sheet.
 
-    python scripts/gallery.py [--size 192] [--iterations 40] [-o docs/gallery.png]
+    python scripts/gallery.py [--size 256] [--iterations 40] [--step-engine ort] [-o docs/gallery.png]
 """
 from __future__ import annotations
 
@@ -30,14 +30,16 @@ def _cell(image: np.ndarray, size: int) -> np.ndarray:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[1])
-    parser.add_argument("--size", type=int, default=192)
-    parser.add_argument("--iterations", type=int, default=40)
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--iterations", type=int, default=40, help="L-BFGS evaluations at each of 2 scales")
+    parser.add_argument("--step-engine", choices=("tf", "ort"), default="tf")
     parser.add_argument("-o", "--output", default=str(ROOT / "docs" / "gallery.png"))
     args = parser.parse_args()
     contents = sorted((ROOT / "examples" / "content").glob("*.jpg"))
     styles = sorted((ROOT / "examples" / "style").glob("*.jpg"))
     weights = load_weights()
-    settings = Settings(size=args.size, iterations=args.iterations, scales=2, min_size=args.size // 2)
+    settings = Settings(size=args.size, iterations=args.iterations, scales=2, min_size=args.size // 2,
+                        step_engine=args.step_engine)
     pad = 4
     cell = args.size + pad
     sheet = np.full(((len(contents) + 1) * cell, (len(styles) + 1) * cell, 3), 255, np.uint8)
@@ -50,7 +52,8 @@ def main() -> int:
             outcome = stylize(content, [load_image(style_path)], settings, weights=weights, log=lambda *_: None)
             sheet[i * cell:i * cell + args.size, j * cell:j * cell + args.size] = _cell(outcome.image, args.size)
             print(f"{content_path.stem} x {style_path.stem}: {outcome.seconds:.1f} s", flush=True)
-    save_image(sheet, args.output, {"nst.gallery": f"size {args.size}, {args.iterations} iterations a scale, 2 scales"})
+    save_image(sheet, args.output, {"nst.gallery": f"size {args.size}, {args.iterations} iterations a scale, "
+                                                   f"2 scales, step engine {args.step_engine}"})
     print(f"wrote {args.output}")
     return 0
 
