@@ -272,7 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-size", type=int, default=256, help="longest side at the first scale")
     p.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs")
     p.add_argument("--learning-rate", type=float, default=0.02, help="Adam's step size, pixels in [0, 1]")
-    p.add_argument("--content-weight", type=float, default=1e4)
+    p.add_argument("--content-weight", type=float, default=1e5,
+                   help="(the seed's NST uses 1e4, which lets the style swamp the subject)")
     p.add_argument("--style-weight", type=float, default=1.0)
     p.add_argument("--tv-weight", type=float, default=10.0, help="total variation (smoothness) weight")
     p.add_argument("--style-layers", metavar="L[:W],...",

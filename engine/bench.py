@@ -18,6 +18,7 @@ import numpy as np
 from models.vgg19 import conv_flops
 
 ROOT = Path(__file__).resolve().parent.parent
+SEED_LOSS_WEIGHTS = {"content_weight": 1e4, "style_weight": 1.0, "tv_weight": 10.0}  # NST's alpha, beta, var
 
 
 def _median_seconds(fn, repeats: int) -> float:
@@ -125,7 +126,7 @@ def _fast_run(iterations: int, target_cost: float | None, scales: int, step_engi
     start = time.perf_counter()
     outcome = stylize(data["content"], [data["style"]],
                       Settings(size=512, iterations=iterations, scales=scales, min_size=256, step_engine=step_engine,
-                               provider="cpu"),
+                               provider="cpu", **SEED_LOSS_WEIGHTS),
                       callback=lambda p: events.append((p.scale, p.iteration, p.loss, time.perf_counter() - start)),
                       log=lambda *_: None)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -228,7 +229,7 @@ def step_bench(args) -> dict:
     spec = FeatureSpec(weights.sha256)
     style_layers = {n: 1 / len(SEED_STYLE_LAYERS) for n in SEED_STYLE_LAYERS}
     content_layers = {SEED_CONTENT_LAYER: 1.0}
-    loss_weights = {"content_weight": 1e4, "style_weight": 1.0, "tv_weight": 10.0}
+    loss_weights = SEED_LOSS_WEIGHTS
     rate = matmul_rate()
     print(f"float32 matrix product (numpy, 2048^3): {rate:.1f} GFLOP/s")
     cuda = args.provider in ("auto", "cuda") and cuda_unavailable_reason() is None
