@@ -150,6 +150,9 @@ def cmd_stylize(args) -> int:
         weights = load_weights(args.weights)
         log = (lambda *a: None) if args.quiet else (lambda message: print(message, file=sys.stderr))
         paths = prepare(load_image(args.content), settings, weights=weights, log=log)
+        if not paths:
+            print("nothing to export: with --targets tf and --step-engine tf, TensorFlow does all the work")
+            return 0
         print(f"ready for these settings and this content image ({len(paths)} graph(s) in {paths[0].parent}):")
         for path in paths:
             print(f"  {path.name}")
