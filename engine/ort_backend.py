@@ -87,8 +87,7 @@ def make_session(path: Path, provider: str, *, threads: int | None = None, cuda_
 class OrtFeatures:
     """RGB float32 ``(N, H, W, 3)`` in [0, 1] -> ``{layer: array}``, by ONNX Runtime.
 
-    ``provider``: ``cpu``; ``cuda`` (an error when CUDA cannot run); ``auto`` (CUDA only when a
-    device is there and the provider really initialises). ``self.provider`` says which one runs.
+    ``provider`` as in ``make_session``; ``self.provider`` says which one runs.
     """
 
     def __init__(self, path, *, spec: FeatureSpec | None = None, provider: str = "auto",

@@ -151,8 +151,7 @@ class _Steps:
         s = self.settings
         if s.step_engine == "ort":
             from .ort_step import OrtStep
-            step = OrtStep(step_graph(StepSpec(self.spec, tuple(s.style_layers), tuple(s.content_layers), *shape),
-                                      self.weights, self.log), provider=s.provider)
+            step = OrtStep(step_graph(_step_spec(s, self.spec, shape), self.weights, self.log), provider=s.provider)
             step.bind_targets(gram_targets=grams, content_targets=content_targets, style_layers=s.style_layers,
                               content_layers=s.content_layers, content_weight=s.content_weight,
                               style_weight=s.style_weight, tv_weight=s.tv_weight)
@@ -171,21 +170,18 @@ class _Steps:
 
 def step_graph(spec: StepSpec, weights, log):
     """The exported step graph for ``spec``: the cached file, or exported now (TensorFlow)."""
-    from exporter.cache import step_mismatch, step_path
-    path = step_path(spec)
-    if step_mismatch(path, spec) is None:
-        return path
-    try:
+    from exporter.cache import cached_or_exported, step_mismatch, step_path
+
+    def export():
         from exporter.step import export_step
-    except ImportError as exc:
-        raise RuntimeError(f"no exported step graph for {spec.width}x{spec.height} in {path.parent}, and "
-                           f"exporting one needs TensorFlow ({exc}); run `stylize --export-only` with the "
-                           "same settings where TensorFlow is installed") from None
-    start = time.perf_counter()
-    result = export_step(spec, weights, log=log)
-    log(f"exported the {spec.width}x{spec.height} step graph once in {time.perf_counter() - start:.0f} s "
-        f"(gradient {result.grad_rel_error:.1e} from TensorFlow's)")
-    return result.path
+        start = time.perf_counter()
+        result = export_step(spec, weights, log=log)
+        log(f"exported the {spec.width}x{spec.height} step graph once in {time.perf_counter() - start:.0f} s "
+            f"(gradient {result.grad_rel_error:.1e} from TensorFlow's)")
+        return result.path
+
+    path = step_path(spec)
+    return cached_or_exported(path, step_mismatch(path, spec), f"step graph for {spec.width}x{spec.height}", export)
 
 
 def _release_memory() -> None:
@@ -206,6 +202,10 @@ def _feature_spec(settings: Settings, weights) -> FeatureSpec:
     return FeatureSpec(weights.sha256, tuple(settings.style_layers) + tuple(settings.content_layers), settings.pooling)
 
 
+def _step_spec(settings: Settings, spec: FeatureSpec, shape) -> StepSpec:
+    return StepSpec(spec, tuple(settings.style_layers), tuple(settings.content_layers), *shape)
+
+
 def prepare(content: np.ndarray, settings: Settings, *, weights=None, log=print) -> list:
     """Export what a run with these settings on this content image needs (the feature extractor
     and, for ``step_engine="ort"``, one step graph per scale), so that it can then run without
@@ -218,8 +218,7 @@ def prepare(content: np.ndarray, settings: Settings, *, weights=None, log=print)
     if settings.step_engine == "ort":
         for size in settings.scale_sizes():
             shape = resize_longest(content, size).shape[:2]
-            paths.append(step_graph(StepSpec(spec, tuple(settings.style_layers), tuple(settings.content_layers),
-                                             *shape), weights, log))
+            paths.append(step_graph(_step_spec(settings, spec, shape), weights, log))
     return paths
 
 

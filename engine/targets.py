@@ -16,19 +16,16 @@ def gram_numpy(features: np.ndarray) -> np.ndarray:
 
 def feature_model(spec: FeatureSpec, weights, log):
     """The exported feature extractor for ``spec``: the cached file, or exported now (TensorFlow)."""
-    from exporter.cache import feature_mismatch, feature_path
-    path = feature_path(spec)
-    if feature_mismatch(path, spec, "fp32") is None:
-        return path
-    try:
+    from exporter.cache import cached_or_exported, feature_mismatch, feature_path
+
+    def export():
         from exporter.export import export
-    except ImportError as exc:
-        raise RuntimeError(f"no exported feature extractor for this spec in {path.parent}, and exporting one "
-                           f"needs TensorFlow ({exc}); run `stylize --export-only` with the same settings "
-                           "where TensorFlow is installed") from None
-    result = export(spec, weights, log=log)
-    log(f"exported the feature extractor once to {result.path} (parity {result.max_rel_error:.1e} vs TensorFlow)")
-    return result.path
+        result = export(spec, weights, log=log)
+        log(f"exported the feature extractor once to {result.path} (parity {result.max_rel_error:.1e} vs TensorFlow)")
+        return result.path
+
+    path = feature_path(spec)
+    return cached_or_exported(path, feature_mismatch(path, spec, "fp32"), "feature extractor for this spec", export)
 
 
 class Targets:

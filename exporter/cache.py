@@ -5,6 +5,7 @@ No TensorFlow here: a machine without it (the GPU machines) runs what was export
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 from engine.ort_backend import METADATA_SPEC, METADATA_STEP, read_metadata
 from engine.spec import FeatureSpec, StepSpec
@@ -43,3 +44,17 @@ def _mismatch(path: Path, label: str, kind, spec, precision) -> str | None:
     if precision is not None and meta.get("nst.precision") != precision:
         return f"{path} is {meta.get('nst.precision')}, not {precision}"
     return None
+
+
+def cached_or_exported(path: Path, mismatch: str | None, what: str, export: Callable[[], Path]) -> Path:
+    """``path`` when it already holds what is asked (``mismatch`` is None), else ``export()``.
+
+    Exporting needs TensorFlow; where it cannot be imported the error says how to prepare
+    the files on a machine that has it."""
+    if mismatch is None:
+        return path
+    try:
+        return export()
+    except ImportError as exc:
+        raise RuntimeError(f"no exported {what} in {path.parent}, and exporting one needs TensorFlow ({exc}); "
+                           "run `stylize --export-only` with the same settings where TensorFlow is installed") from None

@@ -15,12 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
-from models.keras_vgg19 import build_trunk, tf  # first: it imports TensorFlow quietly
+from models.keras_vgg19 import build_trunk, preprocess, tf  # first: it imports TensorFlow quietly
 
 import onnx  # noqa: E402
 import tf2onnx  # noqa: E402
 from onnx import helper, numpy_helper  # noqa: E402
 
+from engine.losses import gram_matrix  # noqa: E402
 from engine.objective import objective_parts  # noqa: E402
 from engine.ort_backend import METADATA_STEP  # noqa: E402
 from engine.spec import StepSpec  # noqa: E402
@@ -129,8 +130,6 @@ def convtranspose_as_conv(model: onnx.ModelProto) -> int:
 
 def _check_inputs(spec: StepSpec, trunk, seed: int = 0) -> list[np.ndarray]:
     """Random but realistic inputs: targets computed from other random images."""
-    from models.keras_vgg19 import preprocess
-    from engine.losses import gram_matrix
     rng = np.random.default_rng(seed)
     size = (1, spec.height, spec.width, 3)
     image, content, style = (rng.random(size, dtype=np.float32) for _ in range(3))
