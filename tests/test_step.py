@@ -152,3 +152,13 @@ def test_both_engines_make_the_same_picture(content_image, style_image):
     assert abs(ort_out.loss - tf_out.loss) / tf_out.loss < 1e-3
     diff = np.abs(ort_out.image.astype(int) - tf_out.image.astype(int))
     assert diff.mean() < 0.5 and diff.max() <= 2   # uint8 levels: rounding, nothing more
+
+
+def test_ort_step_with_max_pooling_is_a_usage_error(tmp_path, capsys):
+    import cli
+    out = tmp_path / "out.png"
+    status = cli.main(["stylize", "--step-engine", "ort", "--pooling", "max", "--size", "32", "--scales", "1",
+                       "-o", str(out), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(err) == 1 and "--pooling avg only" in err[0]
+    assert not out.exists()
