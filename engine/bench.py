@@ -250,10 +250,11 @@ def step_bench(args) -> dict:
                                                   shape=(1, *shape, 3), jit=jit, **loss_weights)))
         path = step_graph(StepSpec(spec, tuple(style_layers), tuple(content_layers), *shape), weights,
                           lambda message: print(message, flush=True))
-        variants = [("ORT CPU", "cpu", None)] if args.provider != "cuda" else []
-        variants += [(f"ORT CUDA {label}", "cuda", options) for label, options in CUDA_VARIANTS] if cuda else []
-        for name, provider, options in variants:
-            step = OrtStep(path, provider=provider, cuda_options=options)
+        variants = ([("ORT CPU", "cpu", None, False), ("ORT CPU Winograd", "cpu", None, True)]
+                    if args.provider != "cuda" else [])
+        variants += [(f"ORT CUDA {label}", "cuda", options, False) for label, options in CUDA_VARIANTS] if cuda else []
+        for name, provider, options, winograd in variants:
+            step = OrtStep(path, provider=provider, cuda_options=options, winograd=winograd)
             step.bind_targets(gram_targets=grams, content_targets=contents, style_layers=style_layers,
                               content_layers=content_layers, **loss_weights)
             engines.append((name, step))

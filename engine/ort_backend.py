@@ -48,13 +48,18 @@ def read_metadata(path) -> dict[str, str]:
 
 
 def make_session(path: Path, provider: str, *, threads: int | None = None, cuda_options: dict | None = None,
-                 memory_pattern: bool = True, arena: bool = True) -> tuple[ort.InferenceSession, str]:
+                 memory_pattern: bool = True, arena: bool = True,
+                 cpu_rewrite=None) -> tuple[ort.InferenceSession, str]:
     """An ``InferenceSession`` on the provider asked for, and which provider really runs it.
 
     ``cpu``; ``cuda`` (an error when CUDA cannot run); ``auto`` (CUDA only when a device is
     there and the provider really initialises). ``memory_pattern=False`` trades nothing
     measurable in speed for much less memory on the big step graphs (512 px: peak 839 MB
-    instead of 1297 MB, same time per step, measured here)."""
+    instead of 1297 MB, same time per step, measured here).
+
+    ``cpu_rewrite(model) -> (model, {name: array})``, when given, rewrites the graph for the CPU
+    provider only (``engine.winograd``); the arrays are its initializers kept out of the
+    serialized model, which ONNX Runtime copies in once."""
     if not path.is_file():
         raise BackendError(f"{path}: no such ONNX model (run `python cli.py export` first)")
     if provider not in PROVIDERS:
@@ -74,10 +79,24 @@ def make_session(path: Path, provider: str, *, threads: int | None = None, cuda_
         cuda = {"cudnn_conv_algo_search": "HEURISTIC", "prefer_nhwc": "1"}
         cuda.update(cuda_options or {})
         providers = [("CUDAExecutionProvider", cuda), "CPUExecutionProvider"]
+    model, external = str(path), []
+    if cpu_rewrite is not None and providers == ["CPUExecutionProvider"]:
+        import onnx
+        try:
+            rewritten, arrays = cpu_rewrite(onnx.load(model))
+        except Exception as exc:  # onnx raises DecodeError and others for bad files
+            raise BackendError(f"{path}: cannot read it as an ONNX model ({str(exc).splitlines()[0]})") from None
+        # the options keep only pointers: these must live until the session has copied them
+        external = [(a, ort.OrtValue.ortvalue_from_numpy(a)) for a in arrays.values()]
+        if external:
+            options.add_external_initializers(list(arrays), [value for _, value in external])
+        model = rewritten.SerializeToString()
+        del rewritten, arrays
     try:
-        session = ort.InferenceSession(str(path), options, providers=providers)
+        session = ort.InferenceSession(model, options, providers=providers)
     except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
         raise BackendError(f"{path}: ONNX Runtime cannot load it ({str(exc).splitlines()[0]})") from None
+    del model, external
     used = "cuda" if session.get_providers()[0] == "CUDAExecutionProvider" else "cpu"
     if provider == "cuda" and used != "cuda":
         raise BackendError("--provider cuda: the CUDA provider did not initialise (CUDA or cuDNN libraries missing?)")

@@ -21,14 +21,23 @@ class OrtStep:
 
     The targets and weights are copied to the provider's device once (IO binding); each call
     sends the image and brings back only what the optimizer needs: the loss, its parts and
-    the gradient. ``cuda_options`` reach the CUDA provider (e.g. ``{"use_tf32": "0"}``).
+    the gradient. ``cuda_options`` reach the CUDA provider (e.g. ``{"use_tf32": "0"}``). On the
+    CPU provider the 3x3 convolutions from block 3 on are computed by Winograd F(4x4, 3x3)
+    (``engine.winograd``; ``winograd=False``: the graph as exported).
     """
 
     def __init__(self, path, *, spec: StepSpec | None = None, provider: str = "auto",
-                 threads: int | None = None, cuda_options: dict | None = None):
+                 threads: int | None = None, cuda_options: dict | None = None, winograd: bool = True):
         path = Path(path)
+        self.winograd = 0  # convolutions computed by Winograd F(4x4, 3x3) (CPU only)
+
+        def cpu_rewrite(model):
+            from .winograd import rewrite
+            model, external, self.winograd = rewrite(model)
+            return model, external
+
         self.session, self.provider = make_session(path, provider, threads=threads, cuda_options=cuda_options,
-                                                   memory_pattern=False)
+                                                   memory_pattern=False, cpu_rewrite=cpu_rewrite if winograd else None)
         meta = self.session.get_modelmeta().custom_metadata_map
         if METADATA_STEP not in meta:
             raise BackendError(f"{path}: not a step graph exported by this tool (no {METADATA_STEP} label)")
@@ -72,4 +81,5 @@ class OrtStep:
         return float(loss), grad, {"content": float(content), "style": float(style), "tv": float(tv)}
 
     def describe(self) -> str:
-        return f"ONNX Runtime {ort.__version__} step ({self.provider.upper()})"
+        conv = f", Winograd F(4x4, 3x3) in {self.winograd} convolutions" if self.winograd else ""
+        return f"ONNX Runtime {ort.__version__} step ({self.provider.upper()}{conv})"

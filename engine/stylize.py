@@ -49,6 +49,7 @@ class Settings:
     provider: str = "auto"          # ONNX Runtime's provider (targets, and the step when ort): auto | cpu | cuda
     step_engine: str = "tf"         # tf (GradientTape, the reference) | ort (the exported step graph)
     jit: bool = True                # XLA-compile the TensorFlow gradient step
+    winograd: bool = True           # ORT step on the CPU: Winograd F(4x4, 3x3) from block 3 on
 
     def validate(self, n_styles: int) -> None:
         """Raise ValueError with a one-line message for any setting that cannot work."""
@@ -151,7 +152,8 @@ class _Steps:
         s = self.settings
         if s.step_engine == "ort":
             from .ort_step import OrtStep
-            step = OrtStep(step_graph(_step_spec(s, self.spec, shape), self.weights, self.log), provider=s.provider)
+            step = OrtStep(step_graph(_step_spec(s, self.spec, shape), self.weights, self.log), provider=s.provider,
+                           winograd=s.winograd)
             step.bind_targets(gram_targets=grams, content_targets=content_targets, style_layers=s.style_layers,
                               content_layers=s.content_layers, content_weight=s.content_weight,
                               style_weight=s.style_weight, tv_weight=s.tv_weight)

@@ -48,12 +48,14 @@ def step_graphs(weights):
     return graphs
 
 
-@pytest.mark.parametrize("shape", [(64, 96), (67, 93)])
-def test_ort_step_matches_float64_reference(step_graphs, weights, content_image, style_image, shape):
+@pytest.mark.parametrize("shape,winograd", [((64, 96), True), ((67, 93), True), ((67, 93), False)])
+def test_ort_step_matches_float64_reference(step_graphs, weights, content_image, style_image, shape, winograd):
     image, contents, grams = _targets(weights, content_image, style_image, shape)
     # a point away from the content image, where every loss term has a gradient
     x = np.clip(image + np.random.default_rng(1).normal(0, 0.1, image.shape), 0, 1).astype(np.float32)[None]
-    step = OrtStep(step_graphs[shape].path, provider="cpu")
+    step = OrtStep(step_graphs[shape].path, provider="cpu", winograd=winograd)
+    # block 3 on: 10 forward convolutions and their 10 input gradients
+    assert step.winograd == (20 if winograd else 0)
     step.bind_targets(gram_targets=grams, content_targets=contents, style_layers=STYLE, content_layers=CONTENT,
                       **LOSS_WEIGHTS)
     loss, grad, parts = step(x)
@@ -162,3 +164,11 @@ def test_ort_step_with_max_pooling_is_a_usage_error(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert status == 2 and len(err) == 1 and "--pooling avg only" in err[0]
     assert not out.exists()
+
+
+def test_winograd_shares_kernels_between_directions(step_graphs):
+    import onnx
+    from engine.winograd import rewrite
+    _, external, count = rewrite(onnx.load(str(step_graphs[(64, 96)].path)))
+    # every input-gradient convolution found its forward twin: one transformed copy per layer
+    assert count == 20 and len(external) == 10
