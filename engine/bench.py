@@ -258,17 +258,31 @@ def step_bench(args) -> dict:
             step.bind_targets(gram_targets=grams, content_targets=contents, style_layers=style_layers,
                               content_layers=content_layers, **loss_weights)
             engines.append((name, step))
-        base = None
+        base, results = None, []
         for name, engine in engines:
-            engine(image)  # compile (XLA) or pick kernels (cuDNN) outside the timing
+            loss, grad, _ = engine(image)  # compile (XLA) or pick kernels (cuDNN) outside the timing
+            results.append((loss, grad))
             seconds = _median_seconds(lambda e=engine: e(image), args.repeats)
             base = seconds if name == "TensorFlow XLA" else base
-            row = {"size": size, "shape": list(shape), "engine": name, "ms": seconds * 1e3,
-                   "speedup_vs_xla": base / seconds if base else None}
-            rows.append(row)
-            speed = f"{row['speedup_vs_xla']:.2f}x vs XLA" if base else ""
-            print(f"{shape[1]:>4}x{shape[0]:<4} {name:<24} {row['ms']:9.1f} ms  {speed}", flush=True)
+            rows.append({"size": size, "shape": list(shape), "engine": name, "ms": seconds * 1e3,
+                         "speedup_vs_xla": base / seconds if base else None})
         del engines
+        if not args.no_tf:  # float64 TensorFlow: what each engine's float32 step is judged against
+            from models.keras_vgg19 import tf
+            reference = TfObjective(build_trunk(weights, spec.layers, dtype="float64"), style_layers=style_layers,
+                                    content_layers=content_layers, gram_targets=grams, content_targets=contents,
+                                    shape=(1, *shape, 3), jit=False, dtype=tf.float64, **loss_weights)
+            ref_loss, ref_grad, _ = reference(image.astype(np.float64))
+            for row, (loss, grad) in zip(rows[-len(results):], results):
+                row["loss_rel_error"] = abs(float(loss) - ref_loss) / abs(ref_loss)
+                row["grad_rel_error"] = float(np.linalg.norm(np.asarray(grad, np.float64) - ref_grad)
+                                              / np.linalg.norm(ref_grad))
+        for row in rows[-len(results):]:
+            speed = f"{row['speedup_vs_xla']:.2f}x vs XLA" if row["speedup_vs_xla"] else ""
+            accuracy = (f"  vs float64: loss {row['loss_rel_error']:.1e}, gradient {row['grad_rel_error']:.1e}"
+                        if "grad_rel_error" in row else "")
+            print(f"{shape[1]:>4}x{shape[0]:<4} {row['engine']:<24} {row['ms']:9.1f} ms  {speed:<12}{accuracy}",
+                  flush=True)
     return {"kind": "step", "matmul_gflops": rate, "machine": _machine(), "repeats": args.repeats,
             "rows": rows, "date": time.strftime("%Y-%m-%d")}
 

@@ -154,6 +154,7 @@ class _Steps:
             from .ort_step import OrtStep
             step = OrtStep(step_graph(_step_spec(s, self.spec, shape), self.weights, self.log), provider=s.provider,
                            winograd=s.winograd)
+            _release_memory()  # what loading and rewriting the graph took and freed
             step.bind_targets(gram_targets=grams, content_targets=content_targets, style_layers=s.style_layers,
                               content_layers=s.content_layers, content_weight=s.content_weight,
                               style_weight=s.style_weight, tv_weight=s.tv_weight)
