@@ -83,9 +83,11 @@ def make_session(path: Path, provider: str, *, threads: int | None = None, cuda_
     if cpu_rewrite is not None and providers == ["CPUExecutionProvider"]:
         import onnx
         try:
-            rewritten, arrays = cpu_rewrite(onnx.load(model))
+            loaded = onnx.load(model)
         except Exception as exc:  # onnx raises DecodeError and others for bad files
             raise BackendError(f"{path}: cannot read it as an ONNX model ({str(exc).splitlines()[0]})") from None
+        rewritten, arrays = cpu_rewrite(loaded)
+        del loaded
         # the options keep only pointers: these must live until the session has copied them
         external = [(a, ort.OrtValue.ortvalue_from_numpy(a)) for a in arrays.values()]
         if external:

@@ -172,3 +172,13 @@ def test_winograd_shares_kernels_between_directions(step_graphs):
     _, external, count = rewrite(onnx.load(str(step_graphs[(64, 96)].path)))
     # every input-gradient convolution found its forward twin: one transformed copy per layer
     assert count == 20 and len(external) == 10
+
+
+@pytest.mark.parametrize("winograd", [True, False])
+def test_unreadable_step_graph_is_one_clear_error(tmp_path, winograd):
+    from engine.ort_backend import BackendError
+    bad = tmp_path / "step.onnx"
+    bad.write_bytes(b"not an ONNX model")
+    with pytest.raises(BackendError, match="step.onnx: ") as error:
+        OrtStep(bad, provider="cpu", winograd=winograd)
+    assert "\n" not in str(error.value)
