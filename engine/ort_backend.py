@@ -87,18 +87,16 @@ def make_session(path: Path, provider: str, *, threads: int | None = None, cuda_
         except Exception as exc:  # onnx raises DecodeError and others for bad files
             raise BackendError(f"{path}: cannot read it as an ONNX model ({str(exc).splitlines()[0]})") from None
         rewritten, arrays = cpu_rewrite(loaded)
-        del loaded
         # the options keep only pointers: these must live until the session has copied them
         external = [(a, ort.OrtValue.ortvalue_from_numpy(a)) for a in arrays.values()]
         if external:
             options.add_external_initializers(list(arrays), [value for _, value in external])
         model = rewritten.SerializeToString()
-        del rewritten, arrays
+        del loaded, rewritten  # the proto: ONNX Runtime parses the bytes
     try:
         session = ort.InferenceSession(model, options, providers=providers)
     except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
         raise BackendError(f"{path}: ONNX Runtime cannot load it ({str(exc).splitlines()[0]})") from None
-    del model, external
     used = "cuda" if session.get_providers()[0] == "CUDAExecutionProvider" else "cpu"
     if provider == "cuda" and used != "cuda":
         raise BackendError("--provider cuda: the CUDA provider did not initialise (CUDA or cuDNN libraries missing?)")

@@ -30,6 +30,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from .onnx_graph import attributes, input_gradient_kernels, remove_unused_initializers, use_counts
+
 M = 4          # output block
 A = M + 2      # input tile
 # Interpolation points 0, 1, -1, 2, 1/2 and infinity. The usual set has -2 for 1/2 (Lavin &
@@ -195,22 +197,18 @@ def rewrite(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, np.ndarr
               for v in list(inferred.graph.value_info) + list(inferred.graph.input)}
     del inferred
     initializers = {i.name: i for i in graph.initializer}
-    uses: dict[str, int] = {}
-    for n in graph.node:
-        for name in n.input:
-            uses[name] = uses.get(name, 0) + 1
+    uses = use_counts(graph)
 
     external: dict[str, np.ndarray] = {}
-    forward: list[tuple[np.ndarray, str]] = []   # (kernels flipped and transposed, their U's name)
-    new_nodes, dropped, count = [], set(), 0
+    forward: list[tuple[np.ndarray, str]] = []   # (input_gradient_kernels(w), the name of U(w))
+    new_nodes, count = [], 0
     for node in graph.node:
         w_init = initializers.get(node.input[1]) if node.op_type == "Conv" and len(node.input) > 1 else None
         if w_init is None:
             new_nodes.append(node)
             continue
         w = numpy_helper.to_array(w_init)
-        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-        if not eligible(shapes.get(node.input[0], []), w, attrs):
+        if not eligible(shapes.get(node.input[0], []), w, attributes(node)):
             new_nodes.append(node)
             continue
         twin = next((name for flipped, name in forward
@@ -219,19 +217,16 @@ def rewrite(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, np.ndarr
             kernels = f"{node.name or node.output[0]}/winograd/kernels"
             external[kernels] = kernel_transform(w)
             graph.initializer.append(_external(kernels, external[kernels]))
-            forward.append((np.ascontiguousarray(w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1]), kernels))
+            forward.append((input_gradient_kernels(w), kernels))
         bias = node.input[2] if len(node.input) > 2 and node.input[2] else None
         nodes, inits = _replacement(node, shapes[node.input[0]], w.shape[0], twin or kernels, twin is not None, bias)
         new_nodes += nodes
         graph.initializer.extend(numpy_helper.from_array(v, k) for k, v in inits.items())
-        if uses[node.input[1]] == 1:
-            dropped.add(node.input[1])
+        uses[node.input[1]] -= 1
         count += 1
     del graph.node[:]
     graph.node.extend(new_nodes)
-    kept = [i for i in graph.initializer if i.name not in dropped]
-    del graph.initializer[:]
-    graph.initializer.extend(kept)
+    remove_unused_initializers(graph, uses)
     if count and not any(o.domain == "com.microsoft" for o in model.opset_import):
         model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
     return model, external, count

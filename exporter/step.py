@@ -23,6 +23,7 @@ from onnx import helper, numpy_helper  # noqa: E402
 
 from engine.losses import gram_matrix  # noqa: E402
 from engine.objective import objective_parts  # noqa: E402
+from engine.onnx_graph import attributes, input_gradient_kernels, remove_unused_initializers, use_counts  # noqa: E402
 from engine.ort_backend import METADATA_STEP  # noqa: E402
 from engine.spec import StepSpec  # noqa: E402
 
@@ -94,15 +95,12 @@ def convtranspose_as_conv(model: onnx.ModelProto) -> int:
     ``ConvTranspose``: the 14 of them at 512x341 took 1.53 s as ConvTranspose and about 0.7 s as
     Conv (ONNX Runtime's profiler, this 2-core machine); the whole step went 2.77 s -> 2.28 s."""
     inits = {i.name: i for i in model.graph.initializer}
-    consumers: dict[str, int] = {}
-    for node in model.graph.node:
-        for name in node.input:
-            consumers[name] = consumers.get(name, 0) + 1
+    consumers = use_counts(model.graph)
     rewritten = 0
     for node in model.graph.node:
         if node.op_type != "ConvTranspose" or len(node.input) < 2 or node.input[1] not in inits:
             continue
-        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        attrs = attributes(node)
         if (set(attrs.get("strides", [1, 1])) != {1} or set(attrs.get("dilations", [1, 1])) != {1}
                 or attrs.get("group", 1) != 1 or "output_shape" in attrs or any(attrs.get("output_padding", []))
                 or attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET")):
@@ -110,7 +108,7 @@ def convtranspose_as_conv(model: onnx.ModelProto) -> int:
         kernel = numpy_helper.to_array(inits[node.input[1]])
         kh, kw = kernel.shape[2:]
         pads = list(attrs.get("pads", [0, 0, 0, 0]))
-        conv_kernel = np.ascontiguousarray(kernel.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
+        conv_kernel = input_gradient_kernels(kernel)
         name = f"{node.input[1]}__as_conv_{rewritten}"
         model.graph.initializer.append(numpy_helper.from_array(conv_kernel, name))
         consumers[node.input[1]] -= 1
@@ -122,9 +120,7 @@ def convtranspose_as_conv(model: onnx.ModelProto) -> int:
             helper.make_attribute("pads", [kh - 1 - pads[0], kw - 1 - pads[1], kh - 1 - pads[2], kw - 1 - pads[3]])])
         node.input[1] = name
         rewritten += 1
-    unused = [i for i in model.graph.initializer if consumers.get(i.name, 1) == 0]
-    for init in unused:
-        model.graph.initializer.remove(init)
+    remove_unused_initializers(model.graph, consumers)
     return rewritten
 
 
