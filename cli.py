@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 from pathlib import Path
 
+from engine.settings import DEFAULTS, SettingsError
+
 __version__ = "0.1.0"
-ROOT = Path(__file__).resolve().parent
-DEFAULT_CONTENT = ROOT / "examples" / "content" / "chelsea.jpg"
-DEFAULT_STYLE = ROOT / "examples" / "style" / "starry_night.jpg"
+# settings fields whose flag is not --field-name
+FLAGS = {"style_blend": "--style-weights", "jit": "--no-xla", "winograd": "--no-winograd", "step_engine": "--step-engine"}
 
 
 class UsageError(Exception):
@@ -26,20 +29,8 @@ def _error(message: str, status: int) -> int:
     return status
 
 
-def _layer_weights(text: str) -> dict:
-    """``block1_conv1:0.5,block2_conv1`` -> ``{name: weight}``, even weights where none given, summing to 1."""
-    items = [part.strip() for part in text.split(",") if part.strip()]
-    if not items:
-        return {}
-    layers = {}
-    for item in items:
-        name, _, weight = item.partition(":")
-        try:
-            layers[name] = float(weight) if weight else 1.0
-        except ValueError:
-            raise UsageError(f"layer weight {weight!r} of {name} is not a number") from None
-    total = sum(layers.values())
-    return {n: w / total for n, w in layers.items()} if total > 0 else layers
+def _flag(field: str) -> str:
+    return FLAGS.get(field, "--" + field.replace("_", "-"))
 
 
 def _number_list(text: str) -> tuple:
@@ -57,9 +48,13 @@ def cmd_export(args) -> int:
     layers = tuple(args.layers.split(",")) if args.layers else DEFAULT_LAYERS
     weights = load_weights(args.weights)
     spec = FeatureSpec(weights.sha256, layers, args.pooling)
+    from engine.store import ArtifactStore
     from exporter.export import export
+    from models.atomic import file_lock
     print(f"weights: {weights.source}")
-    result = export(spec, weights, args.output, precision=args.precision, force=args.force)
+    path = Path(args.output) if args.output else ArtifactStore().feature_path(spec, args.precision)
+    with file_lock(path.with_name(path.name + ".lock")):
+        result = export(spec, weights, path, precision=args.precision, force=args.force)
     if result.reused:
         print(f"{result.path}: already exported for this spec (use --force to redo)")
         return 0
@@ -73,7 +68,7 @@ def cmd_export(args) -> int:
 
 def cmd_parity(args) -> int:
     from engine.ort_backend import OrtFeatures
-    from engine.parity import PARITY_SIZES, PRECISION_TOLERANCE, dump_json, format_report, load_reference, run_parity
+    from parity import PARITY_SIZES, PRECISION_TOLERANCE, dump_json, format_report, load_reference, run_parity
     sizes = PARITY_SIZES
     if args.sizes:
         try:
@@ -85,23 +80,20 @@ def cmd_parity(args) -> int:
         model = Path(args.model) if args.model else None
         reference_name = f"saved TensorFlow reference {args.reference}"
     else:
-        from engine.parity import parity_images
         from engine.spec import DEFAULT_LAYERS, FeatureSpec
+        from engine.store import ArtifactStore
         from engine.tf_backend import TfFeatures
-        from exporter.cache import feature_path
-        from exporter.export import export
         from models.weights import load_weights
+        from parity import parity_images
         weights = load_weights(args.weights)
         spec = FeatureSpec(weights.sha256, DEFAULT_LAYERS, args.pooling)
         reference = TfFeatures(spec, weights)
         if args.save_reference:
-            from engine.parity import save_reference
+            from parity import save_reference
             count = save_reference(args.save_reference, spec, reference, sizes)
             print(f"saved TensorFlow outputs for {count} images to {args.save_reference}")
             return 0
-        model = Path(args.model) if args.model else feature_path(spec, args.precision)
-        if not args.model:
-            export(spec, weights, model, precision=args.precision)
+        model = Path(args.model) if args.model else ArtifactStore().feature_model(spec, args.precision)
         cases = [(image, reference(image[None])) for size in sizes for image in parity_images(size)]
         reference_name = reference.describe()
     if model is None:
@@ -124,50 +116,94 @@ def cmd_parity(args) -> int:
 # -- stylize -------------------------------------------------------------------------------
 
 def _settings(args):
-    from engine.stylize import Settings
-    defaults = Settings()
+    from engine.settings import LayerWeights, Settings
+    layers = {}
+    for name in ("style_layers", "content_layers"):
+        text = getattr(args, name)
+        layers[name] = LayerWeights.parse(text, field_name=name) if text is not None else getattr(DEFAULTS, name)
     return Settings(
         size=args.size, iterations=args.iterations, optimizer=args.optimizer,
         learning_rate=args.learning_rate, content_weight=args.content_weight,
-        style_weight=args.style_weight, tv_weight=args.tv_weight,
-        style_layers=_layer_weights(args.style_layers) if args.style_layers is not None else defaults.style_layers,
-        content_layers=(_layer_weights(args.content_layers) if args.content_layers is not None
-                        else defaults.content_layers),
-        pooling=args.pooling, init=args.init, seed=args.seed, scales=args.scales, min_size=args.min_size,
-        style_scale=args.style_scale, style_blend=_number_list(args.style_weights) if args.style_weights else (),
-        preserve_colors=args.preserve_colors, targets=args.targets, provider=args.provider,
-        step_engine=args.step_engine, jit=not args.no_xla, winograd=not args.no_winograd)
+        style_weight=args.style_weight, tv_weight=args.tv_weight, **layers,
+        pooling=args.pooling, init=args.init if args.init in ("content", "noise") else "image", seed=args.seed,
+        scales=args.scales, min_size=args.min_size, style_scale=args.style_scale,
+        style_blend=_number_list(args.style_weights) if args.style_weights else (),
+        preserve_colors=args.preserve_colors, targets=args.targets, step_engine=args.step_engine,
+        jit=not args.no_xla, winograd=not args.no_winograd)
+
+
+class _CtrlC:
+    """The first Ctrl-C asks the run to stop after the evaluation in progress (the best picture so
+    far is written); a second one aborts."""
+
+    def __init__(self, log):
+        self.event, self.log = threading.Event(), log
+        self.previous = signal.signal(signal.SIGINT, self._first)
+
+    def _first(self, *_):
+        self.event.set()
+        self.log("stopping after this evaluation; Ctrl-C again to abort without a picture")
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def close(self):
+        signal.signal(signal.SIGINT, self.previous)
 
 
 def cmd_stylize(args) -> int:
-    from engine.images import check_output_path, load_image, save_image
-    from engine.stylize import prepare, stylize
+    from engine.images import DEFAULT_CONTENT, DEFAULT_STYLE, check_output_path, examples_dir, load_image, save_image
+    from engine.store import ArtifactStore
+    from engine.stylizer import Interrupted, Stylizer
 
-    settings = _settings(args)
-    settings.validate(len(args.style))  # usage errors before anything is loaded
-    if args.export_only:
+    log = (lambda *a: None) if args.quiet else (lambda message: print(message, file=sys.stderr))
+    ctrl_c = _CtrlC(log)
+    try:
+        settings = _settings(args)  # usage errors before anything is read or loaded
+        settings.check_styles(len(args.style or [DEFAULT_STYLE]))
+        content_path = Path(args.content) if args.content else examples_dir() / DEFAULT_CONTENT
+        style_paths = [Path(p) for p in args.style] if args.style else [examples_dir() / DEFAULT_STYLE]
+        output = None if args.export_only else check_output_path(args.output)
+        content = load_image(content_path)
+        styles = [load_image(path) for path in style_paths]
+        init_image = load_image(args.init) if settings.init == "image" else None
+
         from models.weights import load_weights
         weights = load_weights(args.weights)
-        log = (lambda *a: None) if args.quiet else (lambda message: print(message, file=sys.stderr))
-        paths = prepare(load_image(args.content), settings, weights=weights, log=log)
-        if not paths:
-            print("nothing to export: with --targets tf and --step-engine tf, TensorFlow does all the work")
+        log(f"weights: {weights.source}")
+        stylizer = Stylizer(weights, provider=args.provider, threads=args.threads, lean=True,
+                            store=ArtifactStore(log=log), log=log)
+        plan = stylizer.plan(settings, content.shape)
+        if args.export_only:
+            paths = [p for p in (plan.feature_model, plan.step_graph) if p]
+            if not paths:
+                print("nothing to export: with --targets tf and the TensorFlow step, TensorFlow does all the work")
+                return 0
+            print(f"ready for these settings ({len(paths)} model(s) in {paths[0].parent}; any image size):")
+            for path in paths:
+                print(f"  {path.name}")
             return 0
-        print(f"ready for these settings and this content image ({len(paths)} graph(s) in {paths[0].parent}):")
-        for path in paths:
-            print(f"  {path.name}")
-        return 0
-    output = check_output_path(args.output)
-    content = load_image(args.content)
-    styles = [load_image(path) for path in args.style]
-    if settings.init not in ("content", "noise"):
-        load_image(settings.init)
+        try:
+            outcome = _run_with_progress(stylizer, plan, content, styles, init_image, output, ctrl_c.event, args, log)
+        except Interrupted:
+            return _error("interrupted before the first evaluation: no picture written", 130)
+    finally:
+        ctrl_c.close()
+    metadata = {"Software": f"nst {__version__}", "nst.settings": json.dumps(
+        {**outcome.settings, "content": str(content_path), "style": [str(p) for p in style_paths],
+         **({"init_image": str(args.init)} if init_image is not None else {})}),
+        "nst.targets": outcome.targets, "nst.step": outcome.step, "nst.weights": outcome.weights}
+    save_image(outcome.image, output, metadata)
+    h, w = outcome.image.shape[:2]
+    status = "interrupted, best image so far" if outcome.interrupted else "done"
+    print(f"{status}: {w}x{h} in {outcome.seconds:.1f} s, {outcome.iterations} iterations, "
+          f"loss {outcome.loss:.4g} (content {outcome.parts['content']:.4g}, style {outcome.parts['style']:.4g}, "
+          f"tv {outcome.parts['tv']:.4g}); targets by {outcome.targets}; steps by {outcome.step}; wrote {output}")
+    return 130 if outcome.interrupted else 0
 
+
+def _run_with_progress(stylizer, plan, content, styles, init_image, output, stop, args, log):
     from tqdm import tqdm
-    from models.weights import load_weights
-    weights = load_weights(args.weights)
-    log = (lambda *a: None) if args.quiet else (lambda message: print(message, file=sys.stderr))
-    log(f"weights: {weights.source}")
+
+    from engine.images import save_image
     bar = None
     log_file = open(args.log_json, "w") if args.log_json else None
     stem = output.with_suffix("")
@@ -188,28 +224,19 @@ def cmd_stylize(args) -> int:
             save_image(p.image, f"{stem}_s{p.scale + 1}_{p.iteration:04d}.png")
 
     try:
-        outcome = stylize(content, styles, settings, weights=weights, callback=on_progress, log=log)
+        return stylizer.run(content, styles, plan.settings, init_image=init_image, callback=on_progress, stop=stop,
+                            plan=plan)
     finally:
         if bar:
             bar.close()
         if log_file:
             log_file.close()
-    metadata = {"Software": f"nst {__version__}", "nst.settings": json.dumps(
-        {**outcome.settings, "content": str(args.content), "style": [str(s) for s in args.style]}),
-        "nst.targets": outcome.targets, "nst.step": outcome.step, "nst.weights": outcome.weights}
-    save_image(outcome.image, output, metadata)
-    h, w = outcome.image.shape[:2]
-    status = "interrupted, best image so far" if outcome.interrupted else "done"
-    print(f"{status}: {w}x{h} in {outcome.seconds:.1f} s, {outcome.iterations} iterations, "
-          f"loss {outcome.loss:.4g} (content {outcome.parts['content']:.4g}, style {outcome.parts['style']:.4g}, "
-          f"tv {outcome.parts['tv']:.4g}); targets by {outcome.targets}; steps by {outcome.step}; wrote {output}")
-    return 130 if outcome.interrupted else 0
 
 
 # -- bench ---------------------------------------------------------------------------------
 
 def cmd_bench(args) -> int:
-    from engine import bench
+    import bench
     return bench.main(args)
 
 
@@ -265,40 +292,48 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Render the content image in the style of the style image(s): Gatys et al. on "
                                    "VGG19 with average pooling, coarse to fine, L-BFGS by default. With no "
                                    "arguments, stylizes a bundled photograph with The Starry Night.")
-    p.add_argument("--content", default=str(DEFAULT_CONTENT.relative_to(ROOT)), help="content image")
-    p.add_argument("--style", nargs="+", default=[str(DEFAULT_STYLE.relative_to(ROOT))], help="style image(s)")
+    p.add_argument("--content", help="content image (default: the bundled content/chelsea.jpg)")
+    p.add_argument("--style", nargs="+", help="style image(s) (default: the bundled style/starry_night.jpg)")
     p.add_argument("--style-weights", metavar="W1,W2,...", help="blend of the style images (default: even)")
     p.add_argument("-o", "--output", default="out.png", help="output image, PNG or JPEG by extension")
-    p.add_argument("--size", type=int, default=512, help="longest side of the output, px")
-    p.add_argument("--iterations", type=int, default=60, help="gradient evaluations at each scale")
-    p.add_argument("--scales", type=int, default=3, help="coarse-to-fine scales; each starts from the previous result")
-    p.add_argument("--min-size", type=int, default=256, help="longest side at the first scale")
-    p.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs")
-    p.add_argument("--learning-rate", type=float, default=0.02, help="Adam's step size, pixels in [0, 1]")
-    p.add_argument("--content-weight", type=float, default=1e5,
+    p.add_argument("--size", type=int, default=DEFAULTS.size, help="longest side of the output, px")
+    p.add_argument("--iterations", type=int, default=DEFAULTS.iterations, help="gradient evaluations at each scale")
+    p.add_argument("--scales", type=int, default=DEFAULTS.scales,
+                   help="coarse-to-fine scales; each starts from the previous result")
+    p.add_argument("--min-size", type=int, default=DEFAULTS.min_size,
+                   help="longest side at the first scale (a --size not above it runs one scale)")
+    p.add_argument("--optimizer", choices=("lbfgs", "adam"), default=DEFAULTS.optimizer)
+    p.add_argument("--learning-rate", type=float, default=DEFAULTS.learning_rate,
+                   help="Adam's step size, pixels in [0, 1]")
+    p.add_argument("--content-weight", type=float, default=DEFAULTS.content_weight,
                    help="(the seed's NST uses 1e4, which lets the style swamp the subject)")
-    p.add_argument("--style-weight", type=float, default=1.0)
-    p.add_argument("--tv-weight", type=float, default=10.0, help="total variation (smoothness) weight")
+    p.add_argument("--style-weight", type=float, default=DEFAULTS.style_weight)
+    p.add_argument("--tv-weight", type=float, default=DEFAULTS.tv_weight, help="total variation (smoothness) weight")
     p.add_argument("--style-layers", metavar="L[:W],...",
                    help="VGG19 layers for style with optional weights (normalised to sum 1); default "
-                        "block1_conv1,block2_conv1,block3_conv1,block4_conv1,block5_conv1")
-    p.add_argument("--content-layers", metavar="L[:W],...", help="VGG19 layers for content; default block5_conv2")
-    p.add_argument("--pooling", choices=("avg", "max"), default="avg")
-    p.add_argument("--init", default="content", help="content, noise, or an image file")
-    p.add_argument("--seed", type=int, default=0, help="random seed (noise init); same seed, same machine, same image")
-    p.add_argument("--style-scale", type=float, default=1.0, help="style image size relative to the output")
+                        + ",".join(DEFAULTS.style_layers))
+    p.add_argument("--content-layers", metavar="L[:W],...",
+                   help="VGG19 layers for content; default " + ",".join(DEFAULTS.content_layers))
+    p.add_argument("--pooling", choices=("avg", "max"), default=DEFAULTS.pooling)
+    p.add_argument("--init", default=DEFAULTS.init, help="content, noise, or an image file")
+    p.add_argument("--seed", type=int, default=DEFAULTS.seed,
+                   help="random seed (noise init); same seed, same machine, same image")
+    p.add_argument("--style-scale", type=float, default=DEFAULTS.style_scale,
+                   help="style image size relative to the output")
     p.add_argument("--preserve-colors", action="store_true", help="keep the content's colours (stylize luminance only)")
     p.add_argument("--save-every", type=int, default=0, metavar="N", help="also save every N-th iteration")
-    p.add_argument("--targets", choices=("ort", "tf"), default="ort",
+    p.add_argument("--targets", choices=("ort", "tf"), default=DEFAULTS.targets,
                    help="backend for the style Grams and content features (ONNX Runtime once exported and "
                         "checked, or TensorFlow)")
-    p.add_argument("--provider", choices=("auto", "cpu", "cuda"), default="auto", help="ONNX Runtime provider")
-    p.add_argument("--step-engine", choices=("tf", "ort"), default="tf",
-                   help="what computes each loss-and-gradient step: tf (TensorFlow GradientTape, the reference) "
-                        "or ort (the step exported to ONNX once per image size, run by ONNX Runtime on --provider; "
-                        "--pooling avg only)")
+    p.add_argument("--provider", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="ONNX Runtime provider: auto takes CUDA only when a session really starts on it")
+    p.add_argument("--threads", type=int, help="CPU threads for ONNX Runtime and TensorFlow (default: every core)")
+    p.add_argument("--step-engine", choices=("auto", "tf", "ort"), default=DEFAULTS.step_engine,
+                   help="what computes each loss-and-gradient step: tf (TensorFlow GradientTape, the reference), "
+                        "ort (the step exported to ONNX once, any image size, run by ONNX Runtime; --pooling avg "
+                        "only), or auto: ort when the provider is CUDA, tf otherwise")
     p.add_argument("--export-only", action="store_true",
-                   help="only export what these settings need (feature extractor, step graphs), so that a machine "
+                   help="only export what these settings need (feature extractor, step graph), so that a machine "
                         "without TensorFlow can run them; writes no image")
     p.add_argument("--no-xla", action="store_true", help="do not XLA-compile the TensorFlow gradient step")
     p.add_argument("--no-winograd", action="store_true",
@@ -329,6 +364,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fast-iterations", type=int, metavar="N",
                    help="--stylize: the stylize loop's evaluations at each of 3 scales (default: a third of --iterations)")
     p.add_argument("--step-engines", metavar="tf,ort", help="--stylize: which step engines to run (default: tf,ort)")
+    p.add_argument("--fixed-size", action="store_true",
+                   help="--steps: also time a step graph exported for the one size (as earlier versions cached "
+                        "them) against the graph of any size")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     weights_option(p)
     p.set_defaults(func=cmd_bench)
@@ -336,7 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _positive_ints(args) -> None:
-    for name in ("size", "iterations", "scales", "min_size", "repeats", "fast_iterations"):
+    for name in ("repeats", "fast_iterations", "threads"):
         value = getattr(args, name, None)
         if value is not None and value < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1, not {value}")
@@ -352,17 +390,20 @@ def main(argv=None) -> int:
         return 2
     from engine.images import ImageError
     from engine.ort_backend import BackendError
+    from engine.store import ExportFailed, MissingArtifact
     from models.weights import WeightsError
     try:
         _positive_ints(args)
         return args.func(args)
     except UsageError as exc:
         return _error(str(exc), 2)
+    except SettingsError as exc:
+        return _error(f"{_flag(exc.field)} {exc.problem}", 2)
+    except ImageError as exc:
+        return _error(str(exc), 1)
     except ValueError as exc:
-        if isinstance(exc, ImageError):
-            return _error(str(exc), 1)
         return _error(str(exc), 2)
-    except (WeightsError, BackendError, OSError, RuntimeError) as exc:
+    except (WeightsError, BackendError, MissingArtifact, ExportFailed, OSError, RuntimeError) as exc:
         return _error(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, 1)
     except KeyboardInterrupt:
         return _error("interrupted", 130)

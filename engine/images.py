@@ -1,8 +1,11 @@
-"""Image files in and out: every common kind of file to 8-bit RGB, outputs written atomically."""
+"""Images in and out, and the arithmetic on them: every common kind of file to 8-bit RGB,
+outputs written atomically, the bundled examples (package data), resizing, [0, 1] floats and
+colour preservation."""
 from __future__ import annotations
 
 import os
 import warnings
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +81,28 @@ def load_image(path) -> np.ndarray:
     return array
 
 
+def examples_dir() -> Path:
+    """The bundled example images (``content/``, ``style/``): package data, so that a plain
+    ``pip install`` has them too (setuptools installs the repository's ``examples/`` as ``nst_examples``)."""
+    return Path(str(resources.files("nst_examples")))
+
+
+def bundled(kind: str) -> list[Path]:
+    """The bundled ``content`` or ``style`` images, by name."""
+    return sorted((examples_dir() / kind).glob("*.jpg"))
+
+
+DEFAULT_CONTENT = "content/chelsea.jpg"
+DEFAULT_STYLE = "style/starry_night.jpg"
+
+
+def bundled_photo(shape) -> np.ndarray:
+    """The default content photograph resized to ``shape`` (h, w) with Lanczos, float32 [0, 1]."""
+    h, w = shape
+    photo = load_image(examples_dir() / DEFAULT_CONTENT)
+    return np.asarray(Image.fromarray(photo).resize((w, h), Image.LANCZOS), np.float32) / 255.0
+
+
 def resize_longest(image: np.ndarray, longest: int) -> np.ndarray:
     """Resize a uint8 RGB array so its longest side is ``longest`` px (Lanczos), aspect kept."""
     h, w = image.shape[:2]
@@ -86,6 +111,34 @@ def resize_longest(image: np.ndarray, longest: int) -> np.ndarray:
     if size == (w, h):
         return image
     return np.asarray(Image.fromarray(image).resize(size, Image.LANCZOS))
+
+
+def as_float(image: np.ndarray) -> np.ndarray:
+    """uint8 ``(h, w, 3)`` -> float32 in [0, 1]."""
+    return image.astype(np.float32) / 255.0
+
+
+def resize_float(image: np.ndarray, shape) -> np.ndarray:
+    """Bicubic resize of a float ``(1, h, w, 3)`` image to ``shape`` (h, w), clipped to [0, 1]."""
+    channels = [np.asarray(Image.fromarray(image[0, :, :, c], mode="F").resize((shape[1], shape[0]), Image.BICUBIC))
+                for c in range(3)]
+    return np.clip(np.stack(channels, -1)[None], 0, 1).astype(np.float32)
+
+
+def resize_exact(image: np.ndarray, shape) -> np.ndarray:
+    """uint8 RGB resized to exactly ``shape`` (h, w) with Lanczos (the aspect ratio may change)."""
+    if image.shape[:2] == tuple(shape):
+        return image
+    return np.asarray(Image.fromarray(image).resize((shape[1], shape[0]), Image.LANCZOS))
+
+
+def preserve_colors(stylized: np.ndarray, content: np.ndarray) -> np.ndarray:
+    """Luminance of ``stylized`` with the chroma of ``content`` (both uint8 RGB, same shape), in YCbCr."""
+    out = Image.fromarray(stylized).convert("YCbCr")
+    src = Image.fromarray(content).convert("YCbCr")
+    y = out.getchannel("Y")
+    _, cb, cr = src.split()
+    return np.asarray(Image.merge("YCbCr", (y, cb, cr)).convert("RGB"))
 
 
 def to_uint8(image) -> np.ndarray:

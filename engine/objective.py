@@ -16,7 +16,7 @@ def objective_parts(trunk, image, *, grams: dict, contents: dict, style_layers: 
                     loss_weights):
     """``J = content_weight * Σ w_l J_content,l + style_weight * Σ w_l J_style,l + tv_weight * J_var``.
 
-    The one definition of the objective: ``TfObjective`` calls it with constants, the exported
+    The one definition of the objective: ``TfStep`` calls it with bound targets, the exported
     ONNX step (``exporter.step``) with graph inputs. ``grams``, ``contents`` and the per-layer
     weights are keyed by layer name; ``loss_weights`` is (content, style, tv). With the seed's
     layers, even style weights and (1e4, 1, 10) this is exactly ``NST.total_cost``.
@@ -33,39 +33,54 @@ def objective_parts(trunk, image, *, grams: dict, contents: dict, style_layers: 
     return total, j_content, j_style, j_var
 
 
-class TfObjective:
-    """``objective_parts`` with fixed targets, value and gradient by GradientTape.
+class TfStep:
+    """``objective_parts`` by ``GradientTape``: the reference step engine, with ``OrtStep``'s interface.
 
-    One instance serves one image size: the step is compiled (XLA when ``jit``) for that shape.
-    ``dtype`` float64 gives the reference that the float32 engines are judged against.
+    The targets and weights are inputs of the compiled function, not constants in it, so one
+    instance serves every run and scale of its layers: ``bind_targets`` once per scale, then call.
+    XLA (``jit``) compiles once per image size. ``dtype`` float64 gives the reference that the
+    float32 engines are judged against.
     """
 
-    def __init__(self, trunk, *, style_layers: dict, content_layers: dict, gram_targets: dict,
-                 content_targets: dict, content_weight: float, style_weight: float, tv_weight: float,
-                 shape, jit: bool = True, dtype=tf.float32):
-        self.shape, self.dtype = tuple(shape), dtype
-        grams = {n: tf.constant(np.asarray(gram_targets[n])[None], dtype) for n in style_layers}
-        contents = {n: tf.constant(content_targets[n], dtype) for n in content_layers}
-        style_w = {n: float(w) for n, w in style_layers.items()}
-        content_w = {n: float(w) for n, w in content_layers.items()}
-        loss_weights = tuple(float(w) for w in (content_weight, style_weight, tv_weight))
+    def __init__(self, trunk, *, style_layers, content_layers, jit: bool = True, dtype=tf.float32):
+        self.style_layers, self.content_layers = tuple(style_layers), tuple(content_layers)
+        self.dtype, self._jit = dtype, jit
+        self._bound = None
 
-        @tf.function(jit_compile=jit, input_signature=[tf.TensorSpec(self.shape, dtype)])
-        def value_and_grad(image):
+        @tf.function(jit_compile=jit, reduce_retracing=False)
+        def value_and_grad(image, grams, contents, style_w, content_w, loss_weights):
             with tf.GradientTape() as tape:
                 tape.watch(image)
                 total, j_content, j_style, j_var = objective_parts(
-                    trunk, image, grams=grams, contents=contents, style_layers=style_w,
-                    content_layers=content_w, loss_weights=loss_weights)
+                    trunk, image, grams=grams, contents=contents,
+                    style_layers={n: style_w[i] for i, n in enumerate(self.style_layers)},
+                    content_layers={n: content_w[i] for i, n in enumerate(self.content_layers)},
+                    loss_weights=loss_weights)
             return total, tape.gradient(total, image), j_content, j_style, j_var
 
         self._step = value_and_grad
-        self._jit = jit
+
+    def bind_targets(self, *, gram_targets: dict, content_targets: dict, style_layers: dict,
+                     content_layers: dict, loss_weights) -> None:
+        """As ``OrtStep.bind_targets``: Gram matrices ``(c, c)``, content features ``(1, h, w, c)``,
+        per-layer weights by layer, ``loss_weights`` as (content, style, tv)."""
+        if set(style_layers) != set(self.style_layers) or set(content_layers) != set(self.content_layers):
+            raise ValueError("the targets' layers differ from this step's")
+        constant = lambda value: tf.constant(np.asarray(value), self.dtype)  # noqa: E731
+        self._bound = (
+            {n: constant(np.asarray(gram_targets[n]).reshape(1, *np.shape(gram_targets[n])[-2:]))
+             for n in self.style_layers},
+            {n: constant(content_targets[n]) for n in self.content_layers},
+            constant([style_layers[n] for n in self.style_layers] or [0.0]),
+            constant([content_layers[n] for n in self.content_layers] or [0.0]),
+            constant(loss_weights))
 
     def describe(self) -> str:
         return f"TensorFlow {tf.__version__} GradientTape ({'XLA' if self._jit else 'tf.function'}, CPU)"
 
     def __call__(self, image: np.ndarray):
-        total, grad, j_content, j_style, j_var = self._step(tf.constant(image, self.dtype))
+        if self._bound is None:
+            raise RuntimeError("bind_targets() first")
+        total, grad, j_content, j_style, j_var = self._step(tf.constant(image, self.dtype), *self._bound)
         return float(total), grad.numpy(), {"content": float(j_content), "style": float(j_style),
                                             "tv": float(j_var)}

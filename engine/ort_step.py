@@ -11,19 +11,18 @@ import numpy as np
 import onnxruntime as ort
 
 from .ort_backend import METADATA_STEP, BackendError, make_session
-from .spec import StepSpec
-
-OUTPUTS = ("loss", "content", "style", "tv", "grad")
+from .spec import LOSS_PARTS, STEP_OUTPUTS, StepSpec, step_feeds
 
 
 class OrtStep:
-    """One step graph (one image size) on one provider, with its targets bound once.
+    """One step graph (any image size) on one provider; targets bound once per scale.
 
     The targets and weights are copied to the provider's device once (IO binding); each call
     sends the image and brings back only what the optimizer needs: the loss, its parts and
     the gradient. ``cuda_options`` reach the CUDA provider (e.g. ``{"use_tf32": "0"}``). On the
     CPU provider the 3x3 convolutions from block 3 on are computed by Winograd F(4x4, 3x3)
-    (``engine.winograd``; ``winograd=False``: the graph as exported).
+    (``engine.winograd``; ``winograd=False``: the graph as exported). ``threads``: ONNX
+    Runtime's intra-op threads (default: one per core).
     """
 
     def __init__(self, path, *, spec: StepSpec | None = None, provider: str = "auto",
@@ -44,41 +43,37 @@ class OrtStep:
         self.spec = StepSpec.from_json(meta[METADATA_STEP])
         if spec is not None and spec != self.spec:
             raise BackendError(f"{path} is the {self.spec.describe()}, not the {spec.describe()}")
-        self.shape = (1, self.spec.height, self.spec.width, 3)
         self._device = "cuda" if self.provider == "cuda" else "cpu"
         self._binding = None
         self._kept = []  # the bound targets' OrtValues, which must outlive the binding
 
     def bind_targets(self, *, gram_targets: dict, content_targets: dict, style_layers: dict,
-                     content_layers: dict, content_weight: float, style_weight: float, tv_weight: float) -> None:
-        """The fixed inputs, as ``TfObjective`` takes them (Gram matrices ``(c, c)``, features ``(1, h, w, c)``)."""
+                     content_layers: dict, loss_weights) -> None:
+        """The fixed inputs: Gram matrices ``(c, c)`` and content features ``(1, h, w, c)`` by layer, the
+        per-layer weights, ``loss_weights`` as (content, style, tv). The next images must have the
+        size the content features were computed at."""
         if set(style_layers) != set(self.spec.style_layers) or set(content_layers) != set(self.spec.content_layers):
             raise BackendError("the targets' layers differ from the step graph's; export it for these layers")
-        values = {f"content.{n}": content_targets[n] for n in self.spec.content_layers}
-        values.update({f"gram.{n}": np.asarray(gram_targets[n])[None] for n in self.spec.style_layers})
-        values["style_layer_weights"] = [style_layers[n] for n in self.spec.style_layers]
-        values["content_layer_weights"] = [content_layers[n] for n in self.spec.content_layers]
-        values["loss_weights"] = [content_weight, style_weight, tv_weight]
+        feeds = step_feeds(self.spec, gram_targets=gram_targets, content_targets=content_targets,
+                           style_layers=style_layers, content_layers=content_layers, loss_weights=loss_weights)
         binding = self.session.io_binding()
         self._kept = []
-        for name, value in values.items():
-            array = np.ascontiguousarray(np.asarray(value, np.float32))
+        for name, array in feeds.items():
             ort_value = ort.OrtValue.ortvalue_from_numpy(array, self._device, 0)
             self._kept.append(ort_value)
             binding.bind_ortvalue_input(name, ort_value)
-        for name in OUTPUTS:
+        for name in STEP_OUTPUTS:
             binding.bind_output(name, "cpu")
         self._binding = binding
 
     def __call__(self, image: np.ndarray):
         if self._binding is None:
             raise RuntimeError("bind_targets() first")
-        array = np.ascontiguousarray(np.asarray(image, np.float32).reshape(self.shape))
-        image_value = ort.OrtValue.ortvalue_from_numpy(array, self._device, 0)
-        self._binding.bind_ortvalue_input("image", image_value)
+        array = np.ascontiguousarray(image, np.float32)
+        self._binding.bind_ortvalue_input("image", ort.OrtValue.ortvalue_from_numpy(array, self._device, 0))
         self.session.run_with_iobinding(self._binding)
-        loss, content, style, tv, grad = (v.numpy() for v in self._binding.get_outputs())
-        return float(loss), grad, {"content": float(content), "style": float(style), "tv": float(tv)}
+        loss, *parts, grad = (v.numpy() for v in self._binding.get_outputs())
+        return float(loss), grad, dict(zip(LOSS_PARTS, map(float, parts)))
 
     def describe(self) -> str:
         conv = f", Winograd F(4x4, 3x3) in {self.winograd} convolutions" if self.winograd else ""

@@ -1,18 +1,21 @@
-"""What a VGG19 feature extractor computes, as one value both backends agree on (no TensorFlow here)."""
+"""What a VGG19 feature extractor and an exported step compute, as values both backends agree on,
+and the step graph's inputs and outputs (no TensorFlow here)."""
 from __future__ import annotations
 
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 
-from models.vgg19 import check_layers, deepest, layer_index
+import numpy as np
+
+from models.vgg19 import check_layers, deepest, layer_index, min_side
 
 SEED_STYLE_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1")
 SEED_CONTENT_LAYER = "block5_conv2"
 DEFAULT_LAYERS = SEED_STYLE_LAYERS + (SEED_CONTENT_LAYER,)
 PREPROCESSING = "rgb01*255->bgr-imagenet_mean"  # keras.applications.vgg19.preprocess_input
 SPEC_VERSION = 1
-STEP_VERSION = 1  # bump whenever the exported step graph changes, so that cached ones are redone
+STEP_VERSION = 2  # bump whenever the exported step graph changes, so that cached ones are redone
 
 
 @dataclass(frozen=True)
@@ -57,13 +60,12 @@ class FeatureSpec:
 
 @dataclass(frozen=True)
 class StepSpec:
-    """What an exported loss-and-gradient step computes: the features it runs, which of them are
-    style and content layers (in the order of the graph's inputs), and the one image size it takes."""
+    """What an exported loss-and-gradient step computes: the features it runs and which of them
+    are style and content layers (in the order of the graph's inputs). One graph takes any image
+    of at least ``min_side`` px a side."""
     features: FeatureSpec
     style_layers: tuple[str, ...]
     content_layers: tuple[str, ...]
-    height: int
-    width: int
     version: int = STEP_VERSION
 
     def __post_init__(self):
@@ -71,8 +73,15 @@ class StepSpec:
         object.__setattr__(self, "content_layers", tuple(self.content_layers))
         if set(self.style_layers) | set(self.content_layers) != set(self.features.layers):
             raise ValueError("a step's style and content layers must be exactly its features' layers")
-        if self.height < 1 or self.width < 1:
-            raise ValueError(f"a step needs a positive image size, not {self.height}x{self.width}")
+
+    @property
+    def min_side(self) -> int:
+        return min_side(self.features.layers)
+
+    def input_names(self) -> list[str]:
+        """The graph's inputs, in order: the image, then what ``step_feeds`` makes of the targets."""
+        return (["image"] + [f"content.{n}" for n in self.content_layers] + [f"gram.{n}" for n in self.style_layers]
+                + ["style_layer_weights", "content_layer_weights", "loss_weights"])
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -89,6 +98,25 @@ class StepSpec:
         return hashlib.sha256(self.to_json().encode()).hexdigest()[:12]
 
     def describe(self) -> str:
-        return (f"loss-and-gradient step at {self.width}x{self.height}: style {', '.join(self.style_layers) or '-'}; "
+        return (f"loss-and-gradient step: style {', '.join(self.style_layers) or '-'}; "
                 f"content {', '.join(self.content_layers) or '-'} ({self.features.pooling}-pool, "
                 f"weights {self.features.weights_sha256[:12]})")
+
+
+# The step graph's outputs, in order; ``loss_weights`` holds (content, style, tv) in this order.
+STEP_OUTPUTS = ("loss", "content", "style", "tv", "grad")
+LOSS_PARTS = ("content", "style", "tv")
+
+
+def step_feeds(spec: StepSpec, *, gram_targets: dict, content_targets: dict, style_layers: dict,
+               content_layers: dict, loss_weights) -> dict[str, np.ndarray]:
+    """Every input of the step graph but the image, as float32 arrays keyed by input name:
+    Gram matrices ``(c, c)`` (or ``(1, c, c)``) and content features ``(1, h, w, c)`` by layer,
+    per-layer weights by layer, ``loss_weights`` as (content, style, tv)."""
+    feeds = {f"content.{n}": np.asarray(content_targets[n], np.float32) for n in spec.content_layers}
+    feeds.update({f"gram.{n}": np.asarray(gram_targets[n], np.float32).reshape(1, *np.shape(gram_targets[n])[-2:])
+                  for n in spec.style_layers})
+    feeds["style_layer_weights"] = np.array([style_layers[n] for n in spec.style_layers], np.float32)
+    feeds["content_layer_weights"] = np.array([content_layers[n] for n in spec.content_layers], np.float32)
+    feeds["loss_weights"] = np.array(loss_weights, np.float32).reshape(len(LOSS_PARTS))
+    return {name: np.ascontiguousarray(value) for name, value in feeds.items()}

@@ -107,18 +107,33 @@ def _transforms(shared: bool):
     return inputs[:, None].astype(np.float32), outputs.astype(np.float32)
 
 
-def eligible(input_shape, w: np.ndarray, attrs: dict) -> bool:
-    if (len(input_shape) != 4 or input_shape[0] != 1 or any(not d for d in input_shape)
-            or w.ndim != 4 or w.shape[2:] != (3, 3)):
+def eligible(w: np.ndarray, attrs: dict) -> bool:
+    """A stride-1 'same' 3x3 convolution with channels enough to repay the transforms. Its input's
+    height and width may be unknown: the rewrite reads them at run time."""
+    if w.ndim != 4 or w.shape[2:] != (3, 3):
         return False
-    if attrs.get("group", 1) != 1 or attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+    if attrs.get("group", 1) != 1:
         return False
     if list(attrs.get("strides", [1, 1])) != [1, 1] or list(attrs.get("dilations", [1, 1])) != [1, 1]:
         return False
-    if list(attrs.get("pads", [0, 0, 0, 0])) != [1, 1, 1, 1]:
+    auto_pad = attrs.get("auto_pad", b"NOTSET")
+    auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
+    # 'same': one pixel each side, given explicitly or (at any image size, from tf2onnx) as SAME_*
+    if auto_pad == "NOTSET" and list(attrs.get("pads", [0, 0, 0, 0])) != [1, 1, 1, 1]:
+        return False
+    if auto_pad not in ("NOTSET", "SAME_UPPER", "SAME_LOWER"):
         return False
     cout, cin = w.shape[:2]
     return min(cin, cout) >= MIN_CHANNELS and max(cin, cout) >= MIN_WIDER
+
+
+def one_image(graph: onnx.GraphProto) -> bool:
+    """Every 4-D input of the graph holds one image (batch 1), so every convolution in it sees one:
+    the rewrite lays channels out as a batch, which a batch of images would scramble. (Inside a
+    step graph the gradient's batch size is not known statically, so each convolution's own
+    input shape cannot tell.)"""
+    ranked = [i.type.tensor_type.shape.dim for i in graph.input if len(i.type.tensor_type.shape.dim) == 4]
+    return bool(ranked) and all(dims[0].dim_value == 1 for dims in ranked)
 
 
 def _external(name: str, array: np.ndarray) -> onnx.TensorProto:
@@ -131,30 +146,37 @@ def _external(name: str, array: np.ndarray) -> onnx.TensorProto:
     return tensor
 
 
-def _replacement(node, input_shape, cout: int, kernels: str, shared: bool, bias_name: str | None):
-    """The nodes and initializers computing ``node`` (a 3x3 'same' Conv) by F(4x4, 3x3), with
-    the transformed kernels ``kernels`` (``U``, or the forward twin's ``U`` when ``shared``)."""
-    _, cin, h, wd = input_shape
-    hp, wp = -(-h // M) * M, -(-wd // M) * M      # padded up to whole blocks
-    hb, wb = hp // M, wp // M
+def _replacement(node, cin: int, cout: int, kernels: str, shared: bool, bias_name: str | None):
+    """The nodes and initializers computing ``node`` (a 3x3 'same' Conv of a ``(1, cin, h, w)``
+    input) by F(4x4, 3x3), with the transformed kernels ``kernels`` (``U``, or the forward twin's
+    ``U`` when ``shared``). The input's height and width are read at run time: it is padded by
+    one pixel, plus up to whole 4x4 blocks, and the output cropped back to ``h x w``."""
     p = f"{node.name or node.output[0]}/winograd"
     i64 = lambda *v: np.array(v, np.int64)  # noqa: E731
     input_transform, output_transform = _transforms(shared)
     inits = {
-        f"{p}/pads": i64(0, 0, 1, 1, 0, 0, 1 + hp - h, 1 + wp - wd),
-        f"{p}/as_batch": i64(cin, 1, hp + 2, wp + 2),
+        f"{p}/hw_start": i64(2), f"{p}/hw_end": i64(4), f"{p}/block": i64(M), f"{p}/one": i64(1),
+        f"{p}/pads_head": i64(0, 0, 1, 1, 0, 0),
+        f"{p}/as_batch": i64(cin, 1, 0, 0),        # 0: the padded height and width, as they are
         f"{p}/input_transform": input_transform,
-        f"{p}/tiles": i64(cin, A * A, hb * wb),
-        f"{p}/rows": i64(A * A, cout * hb * wb),
+        f"{p}/tiles": i64(cin, A * A, -1),
+        f"{p}/rows": i64(A * A, -1),
         f"{p}/output_transform": output_transform,
-        f"{p}/blocks": i64(1, M * M * cout, hb, wb),
+        f"{p}/blocks_head": i64(1, M * M * cout),
+        f"{p}/crop_start": i64(0, 0), f"{p}/crop_axes": i64(2, 3),
     }
     if shared:
         product = helper.make_node("FusedMatMul", [kernels, f"{p}/vt"], [f"{p}/m"], domain="com.microsoft", transA=1)
     else:
         product = helper.make_node("MatMul", [kernels, f"{p}/vt"], [f"{p}/m"])
-    out = node.output[0]
     nodes = [
+        # pads (0, 0, 1, 1, 0, 0, 1 + (-h mod 4), 1 + (-w mod 4)) from the input's shape
+        helper.make_node("Shape", [node.input[0]], [f"{p}/shape"]),
+        helper.make_node("Slice", [f"{p}/shape", f"{p}/hw_start", f"{p}/hw_end"], [f"{p}/hw"]),
+        helper.make_node("Neg", [f"{p}/hw"], [f"{p}/minus_hw"]),
+        helper.make_node("Mod", [f"{p}/minus_hw", f"{p}/block"], [f"{p}/short"]),
+        helper.make_node("Add", [f"{p}/short", f"{p}/one"], [f"{p}/pads_tail"]),
+        helper.make_node("Concat", [f"{p}/pads_head", f"{p}/pads_tail"], [f"{p}/pads"], axis=0),
         helper.make_node("Pad", [node.input[0], f"{p}/pads"], [f"{p}/padded"]),
         # each channel as one image of a batch: the transform is then a plain 1-channel convolution
         helper.make_node("Reshape", [f"{p}/padded", f"{p}/as_batch"], [f"{p}/batch"]),
@@ -164,21 +186,20 @@ def _replacement(node, input_shape, cout: int, kernels: str, shared: bool, bias_
         product,
         helper.make_node("Reshape", [f"{p}/m", f"{p}/rows"], [f"{p}/m2"]),
         helper.make_node("MatMul", [f"{p}/output_transform", f"{p}/m2"], [f"{p}/y"]),
+        # back to (1, 16 cout, blocks down, blocks across), the block counts from the tiles' shape
+        helper.make_node("Shape", [f"{p}/v"], [f"{p}/v_shape"]),
+        helper.make_node("Slice", [f"{p}/v_shape", f"{p}/hw_start", f"{p}/hw_end"], [f"{p}/block_counts"]),
+        helper.make_node("Concat", [f"{p}/blocks_head", f"{p}/block_counts"], [f"{p}/blocks"], axis=0),
         helper.make_node("Reshape", [f"{p}/y", f"{p}/blocks"], [f"{p}/yb"]),
+        helper.make_node("DepthToSpace", [f"{p}/yb"], [f"{p}/full"], blocksize=M, mode="DCR"),
+        helper.make_node("Slice", [f"{p}/full", f"{p}/crop_start", f"{p}/hw", f"{p}/crop_axes"], [f"{p}/cropped"]),
     ]
-    last = f"{p}/full"
-    nodes.append(helper.make_node("DepthToSpace", [f"{p}/yb"], [last], blocksize=M, mode="DCR"))
-    if (hp, wp) != (h, wd):
-        inits.update({f"{p}/crop_start": i64(0, 0), f"{p}/crop_end": i64(h, wd), f"{p}/crop_axes": i64(2, 3)})
-        nodes.append(helper.make_node("Slice", [last, f"{p}/crop_start", f"{p}/crop_end", f"{p}/crop_axes"],
-                                      [f"{p}/cropped"]))
-        last = f"{p}/cropped"
     if bias_name:
         inits[f"{p}/bias_shape"] = i64(1, cout, 1, 1)
         nodes += [helper.make_node("Reshape", [bias_name, f"{p}/bias_shape"], [f"{p}/bias"]),
-                  helper.make_node("Add", [last, f"{p}/bias"], [out])]
+                  helper.make_node("Add", [f"{p}/cropped", f"{p}/bias"], [node.output[0]])]
     else:
-        nodes[-1].output[0] = out
+        nodes[-1].output[0] = node.output[0]
     return nodes, inits
 
 
@@ -187,15 +208,14 @@ def rewrite(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, np.ndarr
     place), the transformed kernels it needs from memory (``SessionOptions.add_external_initializers``),
     and how many convolutions were rewritten.
 
-    Needs static input shapes (the step graphs have them); a convolution whose shape is not
-    known, or that is not a stride-1 'same' 3x3 with constant kernels, is left as it is. An
+    Any image size: tiles, padding and crop follow the input's shape at run time. The graph must
+    take one image (``one_image``), as the step graphs do; a convolution that is not a stride-1
+    'same' 3x3 with constant kernels is left as it is. An
     input gradient's convolution (its kernels a forward one's flipped and transposed) shares
     the forward convolution's transformed kernels."""
     graph = model.graph
-    inferred = onnx.shape_inference.infer_shapes(model)
-    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
-              for v in list(inferred.graph.value_info) + list(inferred.graph.input)}
-    del inferred
+    if not one_image(graph):
+        return model, {}, 0
     initializers = {i.name: i for i in graph.initializer}
     uses = use_counts(graph)
 
@@ -208,7 +228,7 @@ def rewrite(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, np.ndarr
             new_nodes.append(node)
             continue
         w = numpy_helper.to_array(w_init)
-        if not eligible(shapes.get(node.input[0], []), w, attributes(node)):
+        if not eligible(w, attributes(node)):
             new_nodes.append(node)
             continue
         twin = next((name for flipped, name in forward
@@ -219,7 +239,7 @@ def rewrite(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, np.ndarr
             graph.initializer.append(_external(kernels, external[kernels]))
             forward.append((input_gradient_kernels(w), kernels))
         bias = node.input[2] if len(node.input) > 2 and node.input[2] else None
-        nodes, inits = _replacement(node, shapes[node.input[0]], w.shape[0], twin or kernels, twin is not None, bias)
+        nodes, inits = _replacement(node, w.shape[1], w.shape[0], twin or kernels, twin is not None, bias)
         new_nodes += nodes
         graph.initializer.extend(numpy_helper.from_array(v, k) for k, v in inits.items())
         uses[node.input[1]] -= 1

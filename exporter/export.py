@@ -11,15 +11,15 @@ import numpy as np
 from models.keras_vgg19 import build_trunk, keras, tf  # first: it imports TensorFlow quietly
 
 import onnx  # noqa: E402
-import tf2onnx  # noqa: E402
 
 from engine.ort_backend import METADATA_SPEC, OrtFeatures  # noqa: E402
-from engine.parity import PRECISION_TOLERANCE, compare, parity_images  # noqa: E402
 from engine.spec import FeatureSpec  # noqa: E402
+from engine.store import ArtifactStore, feature_mismatch  # noqa: E402
 from engine.tf_backend import TfFeatures  # noqa: E402
 from models.vgg19 import BGR_MEAN  # noqa: E402
-from .cache import feature_mismatch, feature_path  # noqa: E402
-from .onnx_file import OPSET, label, write_atomically  # noqa: E402
+from parity import PRECISION_TOLERANCE, compare, parity_images  # noqa: E402
+
+from .onnx_file import convert, label, write_atomically  # noqa: E402
 
 PRECISIONS = ("fp32", "fp16", "int8")
 CHECK_SIZES = ((96, 128), (133, 97))
@@ -83,11 +83,9 @@ def _quantize_int8(fp32_path: Path) -> onnx.ModelProto:
 
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
-    from engine.images import load_image, resize_longest
-    from engine.parity import EXAMPLES
+    from engine.images import as_float, bundled, load_image, resize_longest
 
-    images = [resize_longest(load_image(p), 160).astype(np.float32) / 255.0
-              for p in sorted(EXAMPLES.glob("*/*.jpg"))]
+    images = [as_float(resize_longest(load_image(p), 160)) for p in bundled("content") + bundled("style")]
     images += [np.random.default_rng(seed).random((160, 160, 3), dtype=np.float32) for seed in (1, 2)]
 
     class Reader(CalibrationDataReader):
@@ -129,7 +127,7 @@ def export(spec: FeatureSpec, weights, path=None, *, precision: str = "fp32", fo
     """Write the ONNX model for ``spec`` (reused when it exists, unless ``force``)."""
     if precision not in PRECISIONS:
         raise ExportError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
-    path = Path(path) if path else feature_path(spec, precision)
+    path = Path(path) if path else ArtifactStore().feature_path(spec, precision)
     if path.exists() and not force:
         mismatch = feature_mismatch(path, spec, precision)
         if mismatch is None:
@@ -137,13 +135,12 @@ def export(spec: FeatureSpec, weights, path=None, *, precision: str = "fp32", fo
         log(f"replacing it: {mismatch}")
     start = time.perf_counter()
     if precision == "int8":
-        fp32 = export(spec, weights, precision="fp32", check=check, log=log)
+        fp32 = export(spec, weights, ArtifactStore(path.parent).feature_path(spec, "fp32"), check=check, log=log)
         model = _quantize_int8(fp32.path)
     else:
         dtype = tf.float16 if precision == "fp16" else tf.float32
         signature = [tf.TensorSpec((None, None, None, 3), tf.float32, name="image")]
-        model, _ = tf2onnx.convert.from_function(feature_function(spec, weights, dtype),
-                                                 input_signature=signature, opset=OPSET)
+        model = convert(feature_function(spec, weights, dtype), signature)
     onnx.checker.check_model(model)
     _label(model, spec, precision, {})
     write_atomically(model, path)

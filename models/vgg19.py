@@ -46,6 +46,19 @@ def deepest(names) -> str:
     return max(names, key=layer_index)
 
 
+def channels(name: str) -> int:
+    """Channels of a layer's output (a pooling layer keeps its block's)."""
+    block = int(name[len("block"):name.index("_")])
+    return _BLOCKS[block - 1][2]
+
+
+def min_side(names) -> int:
+    """The smallest image side (px) that leaves the deepest of ``names`` at least 1 px: each
+    pooling before it halves the map (VALID, rounding down)."""
+    pools = sum(1 for name in ALL_LAYERS[:layer_index(deepest(names)) + 1] if name.endswith("pool"))
+    return 2 ** pools
+
+
 def conv_flops(height: int, width: int, upto: str) -> float:
     """Multiply-add FLOPs (2 per MAC) of the convolutions up to and including ``upto``."""
     flops, h, w = 0.0, height, width

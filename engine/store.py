@@ -1,0 +1,134 @@
+"""Where exported models live, and the one place a run gets them.
+
+A run asks the store for everything it will need before its first evaluation. The store answers
+with the cached file when its labels say it computes what is asked; otherwise it exports it in a
+child process (``python -m exporter``, which needs TensorFlow) under a file lock, so that two
+processes never export the same file at once and the export's memory goes back to the system
+when it ends; or, where exporting is not allowed (a server request, a TensorFlow-free worker),
+it fails at once with one line naming what is missing. No TensorFlow here.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from models.atomic import file_lock
+from models.weights import cache_dir
+
+from .ort_backend import METADATA_SPEC, METADATA_STEP, read_metadata
+from .spec import FeatureSpec, StepSpec
+
+EXIT_NO_TENSORFLOW = 3   # the export child's status when TensorFlow cannot be imported
+_PER_SIZE_STEP = re.compile(r"step-[0-9a-f]{12}-\d+x\d+\.onnx")   # STEP_VERSION 1: one graph per image size
+HOW_TO_PREPARE = ("run `python cli.py stylize --export-only` with the same settings where TensorFlow is installed "
+                  "and copy the folder here")
+
+
+class MissingArtifact(RuntimeError):
+    """A model the run needs is not in the store and cannot be exported here; one line says which."""
+
+
+class ExportFailed(RuntimeError):
+    """The export child ran and failed; the message is its last line."""
+
+
+def feature_mismatch(path: Path, spec: FeatureSpec, precision: str) -> str | None:
+    """None when ``path`` holds the feature model for ``spec`` at ``precision``, else why not."""
+    return _mismatch(path, METADATA_SPEC, FeatureSpec, spec, precision)
+
+
+def step_mismatch(path: Path, spec: StepSpec) -> str | None:
+    """None when ``path`` holds the step graph for ``spec``, else why not."""
+    return _mismatch(path, METADATA_STEP, StepSpec, spec, None)
+
+
+def _mismatch(path: Path, label: str, kind, spec, precision) -> str | None:
+    if not path.is_file():
+        return f"{path.name} does not exist"
+    # Reading the labels parses the whole file, so a damaged one is caught here too.
+    try:
+        meta = read_metadata(path)
+        found = kind.from_json(meta[label])
+    except Exception as exc:  # a damaged, unlabelled or older file: say so, the caller replaces it
+        return f"{path.name} is unreadable, unlabelled or of an older version ({type(exc).__name__})"
+    if found != spec:
+        return f"{path.name} computes {found.describe()}"
+    if precision is not None and meta.get("nst.precision") != precision:
+        return f"{path.name} is {meta.get('nst.precision')}, not {precision}"
+    return None
+
+
+class ArtifactStore:
+    """The exported feature extractors and step graphs of one folder (default: the user cache's
+    ``onnx/``). ``exports=False``: never start an export, fail with ``MissingArtifact`` instead.
+    ``log`` hears what an export prints."""
+
+    def __init__(self, root=None, *, exports: bool = True, log=None):
+        self.root = Path(root) if root else cache_dir() / "onnx"
+        self.exports = exports
+        self.log = log or (lambda *_: None)
+
+    def feature_path(self, spec: FeatureSpec, precision: str = "fp32") -> Path:
+        return self.root / f"vgg19-{spec.key()}-{precision}.onnx"
+
+    def step_path(self, spec: StepSpec) -> Path:
+        return self.root / f"step-{spec.key()}.onnx"
+
+    def feature_model(self, spec: FeatureSpec, precision: str = "fp32") -> Path:
+        path = self.feature_path(spec, precision)
+        return self._get(path, lambda: feature_mismatch(path, spec, precision), "feature extractor",
+                         ["feature", "--spec", spec.to_json(), "--precision", precision])
+
+    def step_graph(self, spec: StepSpec) -> Path:
+        path = self.step_path(spec)
+        found = self._get(path, lambda: step_mismatch(path, spec), "step graph", ["step", "--spec", spec.to_json()])
+        self._remove_per_size_graphs()
+        return found
+
+    def _get(self, path: Path, mismatch, what: str, command: list[str]) -> Path:
+        reason = mismatch()
+        if reason is None:
+            return path
+        if not self.exports:
+            raise MissingArtifact(f"no exported {what} for these settings in {self.root} ({reason}), and this "
+                                  f"engine may not export; {HOW_TO_PREPARE}")
+        with file_lock(path.with_name(path.name + ".lock")):
+            if mismatch() is None:  # another process exported it while this one waited
+                return path
+            self._export(command + ["--output", str(path)], what)
+        return path
+
+    def _export(self, command: list[str], what: str) -> None:
+        root = str(Path(__file__).resolve().parent.parent)  # so that a source checkout finds `exporter` too
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+        self.log(f"exporting the {what} once (TensorFlow + tf2onnx, in a separate process) ...")
+        child = subprocess.Popen([sys.executable, "-m", "exporter", *command], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True, env=env)
+        last = ""
+        for line in child.stderr:
+            if line.strip():
+                last = line.strip()
+                self.log(last)
+        output = child.stdout.read()
+        status = child.wait()
+        if status == EXIT_NO_TENSORFLOW:
+            raise MissingArtifact(f"no exported {what} for these settings in {self.root}, and {last}; {HOW_TO_PREPARE}")
+        if status != 0:
+            raise ExportFailed(f"exporting the {what} failed: {last or f'exit status {status}'}")
+        result = json.loads(output.strip().splitlines()[-1])
+        self.log(f"exported the {what} in {result['seconds']:.0f} s (export process peak "
+                 f"{result['peak_rss_mb']:.0f} MB): {command[command.index('--output') + 1]}")
+
+    def _remove_per_size_graphs(self) -> None:
+        """An earlier version exported one step graph per image size (~120 MB each); the one graph
+        of any size replaces them all."""
+        stale = [p for p in self.root.glob("step-*-*x*.onnx") if _PER_SIZE_STEP.fullmatch(p.name)]
+        if stale:
+            size = sum(p.stat().st_size for p in stale) / 1e6
+            for p in stale:
+                p.unlink(missing_ok=True)
+            self.log(f"removed {len(stale)} per-size step graph(s) of an earlier version ({size:.0f} MB)")

@@ -1,0 +1,299 @@
+"""The engine as an object a program holds: weights, exported models and sessions loaded once and
+shared by many runs.
+
+A run is planned before its first evaluation: every scale's size, which step engine runs, and
+every exported model it needs, found in the store or exported there (or, where the store may
+not export, refused at once with one line). Then the targets of every scale, then the
+coarse-to-fine loop, which a ``stop`` callable or event ends from any thread, keeping the best
+picture so far. Progress reaches a callback; nothing here prints.
+
+TensorFlow is imported only when a setting needs it: with ``targets="ort"``, the ONNX step and
+the models exported, a run never imports it.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from models.vgg19 import min_side
+
+from .images import as_float, preserve_colors, resize_exact, resize_float, resize_longest, to_uint8
+from .memory import release_memory
+from .optimize import adam, lbfgs
+from .ort_backend import cuda_unavailable_reason
+from .settings import DEFAULTS, Settings, SettingsError
+from .spec import FeatureSpec, StepSpec
+from .store import ArtifactStore
+from .targets import compute_targets
+
+
+class Interrupted(Exception):
+    """Stopped before the first evaluation of the first scale: there is no picture to keep."""
+
+
+@dataclass
+class Progress:
+    """What a run reports after every evaluation."""
+    scale: int                 # 0-based
+    scales: int
+    shape: tuple               # (h, w) of this scale
+    iteration: int             # 1-based, within the scale
+    iterations: int
+    loss: float
+    parts: dict
+    elapsed: float             # seconds since the run started
+    image: np.ndarray = field(repr=False)   # float32 (1, h, w, 3) in [0, 1], the one just evaluated
+
+
+@dataclass
+class Outcome:
+    image: np.ndarray          # uint8 (h, w, 3)
+    loss: float                # the best total loss of the last scale that ran
+    parts: dict
+    iterations: int            # evaluations, all scales
+    seconds: float
+    interrupted: bool
+    targets: str               # which backend computed the targets, in words
+    step: str                  # which engine computed the steps, in words
+    weights: str               # where the weights came from
+    settings: dict
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a run will do, decided before it starts."""
+    settings: Settings
+    shapes: tuple              # (h, w) of each scale, coarse to fine
+    step_engine: str           # tf | ort
+    feature_spec: FeatureSpec
+    feature_model: Path | None   # the exported feature extractor (targets by ONNX Runtime)
+    step_graph: Path | None      # the exported step graph (step by ONNX Runtime)
+
+
+def _stop_function(stop) -> Callable[[], bool] | None:
+    if stop is None:
+        return None
+    return stop.is_set if hasattr(stop, "is_set") else stop
+
+
+def _check_image(image, what: str) -> np.ndarray:
+    array = np.asarray(image)
+    if array.ndim != 3 or array.shape[2] != 3 or array.dtype != np.uint8 or 0 in array.shape:
+        raise ValueError(f"{what} must be a uint8 RGB array of shape (h, w, 3), not {array.dtype} {array.shape}")
+    return array
+
+
+class Stylizer:
+    """Holds the engine for many runs on one provider.
+
+    ``weights``: a ``VGG19Weights`` (default: ``load_weights()``). ``provider``: ONNX Runtime's,
+    auto | cpu | cuda. ``threads``: for ONNX Runtime and TensorFlow (default: every core).
+    ``store``: where exported models are found or made (default: the user cache, exporting
+    when needed). ``lean``: drop the feature extractor once a run's targets are computed, so
+    that the loop's peak memory is the step's alone (a one-off run); a held engine keeps it.
+    ``log`` hears one-line notes (exports, skipped scales). One run at a time per object.
+    """
+
+    def __init__(self, weights=None, *, provider: str = "auto", threads: int | None = None,
+                 store: ArtifactStore | None = None, lean: bool = False, log: Callable[[str], None] | None = None):
+        if provider not in ("auto", "cpu", "cuda"):
+            raise SettingsError("provider", f"must be auto, cpu or cuda, not {provider!r}")
+        if threads is not None and threads < 1:
+            raise SettingsError("threads", f"must be at least 1, not {threads}")
+        if weights is None:
+            from models.weights import load_weights
+            weights = load_weights()
+        self.weights, self.provider, self.threads, self.lean = weights, provider, threads, lean
+        self.log = log or (lambda *_: None)
+        self.store = store or ArtifactStore(log=self.log)
+        self._features: dict = {}     # (backend, FeatureSpec) -> OrtFeatures | TfFeatures
+        self._steps: dict = {}        # (engine, StepSpec, jit, winograd) -> OrtStep | TfStep
+        self._trunks: dict = {}       # FeatureSpec -> Keras trunk
+        self._running = threading.Lock()
+        if threads:
+            self._limit_tensorflow_threads()
+
+    # -- planning -------------------------------------------------------------------------
+
+    def plan(self, settings: Settings, content_shape) -> Plan:
+        """Decide the scales and the step engine, and get every exported model the run needs
+        (exporting it now if the store may), before any evaluation."""
+        spec = FeatureSpec(self.weights.sha256, tuple(settings.style_layers) + tuple(settings.content_layers),
+                           settings.pooling)
+        shapes = self._shapes(settings, content_shape[:2], min_side(spec.layers))
+        feature_model = self.store.feature_model(spec) if settings.targets == "ort" else None
+        engine = settings.step_engine
+        if engine == "auto":
+            engine = "ort" if self._runs_on_cuda(feature_model, spec) and settings.pooling == "avg" else "tf"
+        step_graph = self.store.step_graph(self._step_spec(settings, spec)) if engine == "ort" else None
+        return Plan(settings, tuple(shapes), engine, spec, feature_model, step_graph)
+
+    def _shapes(self, settings: Settings, content_hw, smallest: int) -> list[tuple[int, int]]:
+        """(h, w) at each scale; scales whose shorter side the deepest layer cannot take are skipped."""
+        h, w = content_hw
+
+        def at(size: int) -> tuple[int, int]:
+            return max(1, round(h * size / max(h, w))), max(1, round(w * size / max(h, w)))
+
+        final = at(settings.size)
+        if min(final) < smallest:
+            raise SettingsError("size", f"{settings.size} makes this picture {final[1]}x{final[0]} px; these layers "
+                                        f"need at least {smallest} px a side")
+        shapes = []
+        for size in settings.scale_sizes():
+            if min(at(size)) >= smallest and at(size) not in shapes:
+                shapes.append(at(size))
+        if len(shapes) < len(settings.scale_sizes()):
+            self.log(f"{len(settings.scale_sizes()) - len(shapes)} coarse scale(s) skipped: under {smallest} px a side")
+        return shapes
+
+    @staticmethod
+    def _step_spec(settings: Settings, spec: FeatureSpec) -> StepSpec:
+        return StepSpec(spec, tuple(settings.style_layers), tuple(settings.content_layers))
+
+    def _runs_on_cuda(self, feature_model, spec) -> bool:
+        """Whether ONNX Runtime really runs on CUDA here: a session that started on it says so."""
+        if self.provider == "cpu" or cuda_unavailable_reason() is not None:
+            return False
+        if feature_model is not None:
+            return self._feature_backend("ort", spec, feature_model).provider == "cuda"
+        return True
+
+    # -- what runs ------------------------------------------------------------------------
+
+    def _feature_backend(self, backend: str, spec: FeatureSpec, path: Path | None):
+        key = (backend, spec)
+        if key not in self._features:
+            if backend == "ort":
+                from .ort_backend import OrtFeatures
+                self._features[key] = OrtFeatures(path, spec=spec, provider=self.provider, threads=self.threads,
+                                                  lean=self.lean)
+            else:
+                from .tf_backend import TfFeatures
+                self._features[key] = TfFeatures(spec, self.weights)
+        return self._features[key]
+
+    def step(self, plan: Plan):
+        """The value-and-gradient function (``OrtStep`` or ``TfStep``) that runs ``plan``: held, shared by runs."""
+        s = plan.settings
+        key = (plan.step_engine, self._step_spec(s, plan.feature_spec), s.jit, s.winograd)
+        if key not in self._steps:
+            if plan.step_engine == "ort":
+                from .ort_step import OrtStep
+                self._steps[key] = OrtStep(plan.step_graph, spec=key[1], provider=self.provider,
+                                           threads=self.threads, winograd=s.winograd)
+                release_memory()  # what loading and rewriting the graph took and freed
+            else:
+                from .objective import TfStep
+                if plan.feature_spec not in self._trunks:
+                    from models.keras_vgg19 import build_trunk
+                    self._trunks[plan.feature_spec] = build_trunk(self.weights, plan.feature_spec.layers, s.pooling)
+                self._steps[key] = TfStep(self._trunks[plan.feature_spec], style_layers=s.style_layers,
+                                          content_layers=s.content_layers, jit=s.jit)
+        return self._steps[key]
+
+    def _limit_tensorflow_threads(self) -> None:
+        import sys
+        if "tensorflow" not in sys.modules:  # set when (if) it is first imported
+            import os
+            os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(self.threads))
+            os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
+
+    def close(self) -> None:
+        """Drop every session and compiled step (the weights stay)."""
+        self._features.clear()
+        self._steps.clear()
+        self._trunks.clear()
+        release_memory()
+
+    # -- a run ----------------------------------------------------------------------------
+
+    def run(self, content, styles, settings: Settings = DEFAULTS, *, init_image=None,
+            callback: Callable[[Progress], None] | None = None, stop=None, plan: Plan | None = None) -> Outcome:
+        """Stylize uint8 RGB ``content`` with uint8 RGB ``styles`` (a list). ``init_image``: the
+        start picture when ``settings.init == "image"``. ``stop``: a callable or an event; once
+        true, the run ends after the evaluation in progress and returns the best picture so far
+        (``Interrupted`` when no evaluation has finished yet)."""
+        with self._running:
+            return self._run(content, styles, settings, init_image, callback, _stop_function(stop), plan)
+
+    def _run(self, content, styles, settings, init_image, callback, stop, plan) -> Outcome:
+        start = time.perf_counter()
+        content = _check_image(content, "the content image")
+        styles = [_check_image(s, f"style image {i + 1}") for i, s in enumerate(styles)]
+        settings.check_styles(len(styles))
+        if settings.init == "image":
+            if init_image is None:
+                raise SettingsError("init", "is 'image' but no init image was given")
+            init_image = _check_image(init_image, "the init image")
+        plan = plan or self.plan(settings, content.shape)
+        if plan.settings != settings:
+            raise ValueError("the plan was made for other settings")
+        blend = settings.blend(len(styles))
+
+        features = self._feature_backend(settings.targets, plan.feature_spec, plan.feature_model)
+        targets_by = features.describe()
+        scales = []  # every scale's targets first: the feature extractor is not needed while the loop runs
+        for shape in plan.shapes:
+            content_s = as_float(resize_exact(content, shape))
+            style_size = max(16, round(max(shape) * settings.style_scale))
+            styles_s = [as_float(resize_longest(s, style_size)) for s in styles]
+            scales.append((shape, content_s, *compute_targets(features, content_s, styles_s, blend,
+                                                              settings.style_layers, settings.content_layers)))
+        del features
+        if self.lean:
+            self._features.clear()
+            release_memory()
+
+        step = self.step(plan)
+        optimizer = lbfgs if settings.optimizer == "lbfgs" else adam
+        options = {} if settings.optimizer == "lbfgs" else {"lr": settings.learning_rate}
+        loss_weights = (settings.content_weight, settings.style_weight, settings.tv_weight)
+        image, best, evaluations = None, None, 0
+        for index, (shape, content_s, content_targets, grams) in enumerate(scales):
+            x0 = self._start(image, shape, content_s, settings, init_image)
+            step.bind_targets(gram_targets=grams, content_targets=content_targets, style_layers=settings.style_layers,
+                              content_layers=settings.content_layers, loss_weights=loss_weights)
+
+            def report(i, loss, parts, x, index=index, shape=shape):
+                if callback:
+                    callback(Progress(index, len(scales), shape, i, settings.iterations, loss, parts,
+                                      time.perf_counter() - start, x))
+
+            result = optimizer(step, x0, settings.iterations, callback=report, stop=stop, **options)
+            evaluations += result.iterations
+            if result.image is None:  # stopped before this scale's first evaluation
+                if best is None:
+                    raise Interrupted("stopped before the first evaluation: no picture yet")
+                best.interrupted = True
+                break
+            image, best = result.image, result
+            if result.interrupted:
+                break
+        output = to_uint8(image)
+        if settings.preserve_colors:
+            output = preserve_colors(output, resize_exact(content, output.shape[:2]))
+        return Outcome(output, best.loss, best.parts, evaluations, time.perf_counter() - start, best.interrupted,
+                       targets_by, step.describe(), self.weights.source, settings.to_dict())
+
+    @staticmethod
+    def _start(previous, shape, content_s, settings: Settings, init_image) -> np.ndarray:
+        if previous is not None:
+            return resize_float(previous, shape)
+        if settings.init == "content":
+            return content_s[None]
+        if settings.init == "noise":
+            return np.random.default_rng(settings.seed).random((1, *shape, 3), dtype=np.float32)
+        return as_float(resize_exact(init_image, shape))[None]
+
+
+def stylize(content, styles, settings: Settings = DEFAULTS, *, weights=None, provider: str = "auto",
+            store: ArtifactStore | None = None, init_image=None, callback=None, stop=None, log=None) -> Outcome:
+    """One run with an engine made for it and dropped after (see ``Stylizer``)."""
+    return Stylizer(weights, provider=provider, store=store, lean=True, log=log).run(
+        content, styles, settings, init_image=init_image, callback=callback, stop=stop)
