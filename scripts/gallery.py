@@ -14,9 +14,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from engine.images import load_image, resize_longest, save_image  # noqa: E402
-from engine.stylize import Settings, stylize  # noqa: E402
-from models.weights import load_weights  # noqa: E402
+from engine.images import bundled, load_image, resize_longest, save_image  # noqa: E402
+from engine.settings import Settings  # noqa: E402
+from engine.stylizer import Stylizer  # noqa: E402
 
 
 def _cell(image: np.ndarray, size: int) -> np.ndarray:
@@ -32,12 +32,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[1])
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--iterations", type=int, default=40, help="L-BFGS evaluations at each of 2 scales")
-    parser.add_argument("--step-engine", choices=("tf", "ort"), default="tf")
+    parser.add_argument("--step-engine", choices=("auto", "tf", "ort"), default="auto")
     parser.add_argument("-o", "--output", default=str(ROOT / "docs" / "gallery.png"))
     args = parser.parse_args()
-    contents = sorted((ROOT / "examples" / "content").glob("*.jpg"))
-    styles = sorted((ROOT / "examples" / "style").glob("*.jpg"))
-    weights = load_weights()
+    contents, styles = bundled("content"), bundled("style")
+    stylizer = Stylizer()   # one engine for every picture
     settings = Settings(size=args.size, iterations=args.iterations, scales=2, min_size=args.size // 2,
                         step_engine=args.step_engine)
     pad = 4
@@ -49,7 +48,7 @@ def main() -> int:
         content = load_image(content_path)
         sheet[i * cell:i * cell + args.size, :args.size] = _cell(content, args.size)
         for j, style_path in enumerate(styles, 1):
-            outcome = stylize(content, [load_image(style_path)], settings, weights=weights, log=lambda *_: None)
+            outcome = stylizer.run(content, [load_image(style_path)], settings)
             sheet[i * cell:i * cell + args.size, j * cell:j * cell + args.size] = _cell(outcome.image, args.size)
             print(f"{content_path.stem} x {style_path.stem}: {outcome.seconds:.1f} s", flush=True)
     save_image(sheet, args.output, {"nst.gallery": f"size {args.size}, {args.iterations} iterations a scale, "

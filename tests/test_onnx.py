@@ -9,7 +9,7 @@ import onnx
 import pytest
 
 from engine.ort_backend import BackendError, OrtFeatures, cuda_unavailable_reason
-from engine.parity import PRECISION_TOLERANCE, compare, parity_images
+from parity import PRECISION_TOLERANCE, compare, parity_images
 from engine.spec import FeatureSpec
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -91,7 +91,7 @@ def test_cuda_parity_with_tensorflow(exported, tf_reference):
 
 def test_ort_side_runs_without_tensorflow(exported, tf_reference, tmp_path):
     """Save the TensorFlow side, then check it with TensorFlow made unimportable."""
-    from engine.parity import save_reference
+    from parity import save_reference
     reference = tmp_path / "reference.npz"
     save_reference(reference, exported.spec, tf_reference, sizes=((48, 80),))
     blocker = tmp_path / "block"

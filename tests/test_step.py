@@ -1,4 +1,7 @@
-"""The ONNX Runtime step engine against a float64 TensorFlow reference, and stylize without TensorFlow."""
+"""The ONNX Runtime step engine: one graph for every image size, against a float64 TensorFlow
+reference, and stylize without TensorFlow."""
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -7,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.images import resize_longest
+from engine.images import resize_exact, resize_longest
 from engine.ort_step import OrtStep
 from engine.spec import SEED_CONTENT_LAYER, SEED_STYLE_LAYERS, FeatureSpec, StepSpec
 from engine.targets import gram_numpy
@@ -15,128 +18,170 @@ from engine.targets import gram_numpy
 ROOT = Path(__file__).resolve().parent.parent
 STYLE = {n: 1 / 5 for n in SEED_STYLE_LAYERS}
 CONTENT = {SEED_CONTENT_LAYER: 1.0}
-LOSS_WEIGHTS = {"content_weight": 1e4, "style_weight": 1.0, "tv_weight": 10.0}
+LOSS_WEIGHTS = (1e4, 1.0, 10.0)
+# even, odd (VALID pooling drops a row and a column), and long and thin
+SIZES = [(64, 96), (67, 93), (45, 131)]
 
 
-def _targets(weights, content_image, style_image, shape):
+def _bound(weights, content_image, style_image, shape):
     from engine.tf_backend import TfFeatures
     features = TfFeatures(FeatureSpec(weights.sha256), weights)
-    content = np.asarray(Image.fromarray(content_image).resize(shape[::-1], Image.LANCZOS), np.float32) / 255
+    content = resize_exact(content_image, shape).astype(np.float32) / 255
     style = resize_longest(style_image, max(shape)).astype(np.float32) / 255
     content_f, style_f = features(content[None]), features(style[None])
-    return content, {n: content_f[n] for n in CONTENT}, {n: gram_numpy(style_f[n]) for n in STYLE}
+    return content, {"gram_targets": {n: gram_numpy(style_f[n]) for n in STYLE},
+                     "content_targets": {n: content_f[n] for n in CONTENT}, "style_layers": STYLE,
+                     "content_layers": CONTENT, "loss_weights": LOSS_WEIGHTS}
 
 
-def _reference(weights, contents, grams, shape, dtype):
+def _reference(weights, dtype):
+    from engine.objective import TfStep
     from models.keras_vgg19 import build_trunk, tf
-    from engine.objective import TfObjective
     trunk = build_trunk(weights, FeatureSpec(weights.sha256).layers, dtype=dtype)
-    return TfObjective(trunk, style_layers=STYLE, content_layers=CONTENT, gram_targets=grams,
-                       content_targets=contents, shape=(1, *shape, 3), jit=False,
-                       dtype=tf.float64 if dtype == "float64" else tf.float32, **LOSS_WEIGHTS)
+    return TfStep(trunk, style_layers=STYLE, content_layers=CONTENT, jit=False,
+                  dtype=tf.float64 if dtype == "float64" else tf.float32)
 
 
 @pytest.fixture(scope="module")
-def step_graphs(weights):
-    """Step graphs at an even and an odd size (odd: VALID pooling drops a row and a column)."""
-    from exporter.step import export_step
-    spec = FeatureSpec(weights.sha256)
-    graphs = {}
-    for shape in ((64, 96), (67, 93)):
-        step_spec = StepSpec(spec, SEED_STYLE_LAYERS, (SEED_CONTENT_LAYER,), *shape)
-        graphs[shape] = export_step(step_spec, weights, log=lambda *_: None)
-    return graphs
+def steps(seed_step_graph):
+    """One session per variant, shared by every size."""
+    return {winograd: OrtStep(seed_step_graph, provider="cpu", winograd=winograd) for winograd in (True, False)}
 
 
-@pytest.mark.parametrize("shape,winograd", [((64, 96), True), ((67, 93), True), ((67, 93), False)])
-def test_ort_step_matches_float64_reference(step_graphs, weights, content_image, style_image, shape, winograd):
-    image, contents, grams = _targets(weights, content_image, style_image, shape)
-    # a point away from the content image, where every loss term has a gradient
-    x = np.clip(image + np.random.default_rng(1).normal(0, 0.1, image.shape), 0, 1).astype(np.float32)[None]
-    step = OrtStep(step_graphs[shape].path, provider="cpu", winograd=winograd)
+@pytest.mark.parametrize("winograd", [True, False])
+def test_one_graph_matches_float64_at_every_size(steps, weights, content_image, style_image, winograd):
+    step = steps[winograd]
     # block 3 on: 10 forward convolutions and their 10 input gradients
     assert step.winograd == (20 if winograd else 0)
-    step.bind_targets(gram_targets=grams, content_targets=contents, style_layers=STYLE, content_layers=CONTENT,
-                      **LOSS_WEIGHTS)
-    loss, grad, parts = step(x)
-    ref_loss, ref_grad, ref_parts = _reference(weights, contents, grams, shape, "float64")(x.astype(np.float64))
-    assert grad.shape == x.shape and grad.dtype == np.float32
-    assert abs(loss - ref_loss) / ref_loss < 1e-5
-    for name in ("content", "style", "tv"):
-        assert abs(parts[name] - ref_parts[name]) <= 1e-5 * abs(ref_parts[name]) + 1e-12, name
-    assert np.linalg.norm(grad - ref_grad) / np.linalg.norm(ref_grad) < 1e-3
+    reference = _reference(weights, "float64")
+    for shape in SIZES:
+        image, bound = _bound(weights, content_image, style_image, shape)
+        # a point away from the content image, where every loss term has a gradient
+        x = np.clip(image + np.random.default_rng(1).normal(0, 0.1, image.shape), 0, 1).astype(np.float32)[None]
+        step.bind_targets(**bound)
+        loss, grad, parts = step(x)
+        reference.bind_targets(**bound)
+        ref_loss, ref_grad, ref_parts = reference(x.astype(np.float64))
+        assert grad.shape == x.shape and grad.dtype == np.float32
+        assert abs(loss - ref_loss) / ref_loss < 1e-5, shape
+        for name in ("content", "style", "tv"):
+            assert abs(parts[name] - ref_parts[name]) <= 1e-5 * abs(ref_parts[name]) + 1e-12, (shape, name)
+        assert np.linalg.norm(grad - ref_grad) / np.linalg.norm(ref_grad) < 1e-3, shape
 
 
-def test_ort_step_lowers_the_cost(step_graphs, weights, content_image, style_image):
+def test_export_was_checked_at_three_sizes_with_odd_ones(seed_step_graph):
+    from engine.ort_backend import read_metadata
+    checks = json.loads(read_metadata(seed_step_graph)["nst.check_vs_tensorflow_float64"])
+    sizes = {c["size"] for c in checks}
+    assert len(sizes) >= 3 and any(int(s.split("x")[0]) % 2 and int(s.split("x")[1]) % 2 for s in sizes)
+    assert {c["variant"] for c in checks} == {"exported", "winograd"}
+    assert max(c["loss_rel"] for c in checks) < 1e-5 and max(c["grad_l2_rel"] for c in checks) < 1e-3
+
+
+def test_ort_step_lowers_the_cost(steps, weights, content_image, style_image):
     from engine.optimize import adam
-    shape = (67, 93)
-    image, contents, grams = _targets(weights, content_image, style_image, shape)
-    step = OrtStep(step_graphs[shape].path, provider="cpu")
-    step.bind_targets(gram_targets=grams, content_targets=contents, style_layers=STYLE, content_layers=CONTENT,
-                      **LOSS_WEIGHTS)
+    image, bound = _bound(weights, content_image, style_image, (67, 93))
+    step = steps[True]
+    step.bind_targets(**bound)
     first, _, _ = step(image[None])
     result = adam(step, image[None], 8, lr=0.02)
     assert result.loss < 0.7 * first
     # the seed's own cost (TensorFlow, float32) agrees that the image got better
-    reference = _reference(weights, contents, grams, shape, "float32")
+    reference = _reference(weights, "float32")
+    reference.bind_targets(**bound)
     assert reference(result.image)[0] < 0.7 * reference(image[None])[0]
 
 
-def test_step_graph_is_reused_and_refuses_other_sizes(step_graphs, weights):
+def test_step_graph_is_reused_and_refuses_other_specs(store, seed_step_graph, weights):
     from engine.ort_backend import BackendError
-    from exporter.step import export_step
-    graph = step_graphs[(64, 96)]
-    again = export_step(graph.spec, weights, log=lambda *_: None)
-    assert again.reused and again.path == graph.path
-    other = StepSpec(graph.spec.features, SEED_STYLE_LAYERS, (SEED_CONTENT_LAYER,), 65, 96)
+    spec = StepSpec(FeatureSpec(weights.sha256), SEED_STYLE_LAYERS, (SEED_CONTENT_LAYER,))
+    modified = seed_step_graph.stat().st_mtime_ns
+    assert store.step_graph(spec) == seed_step_graph and seed_step_graph.stat().st_mtime_ns == modified
+    layers = SEED_STYLE_LAYERS[:2] + (SEED_CONTENT_LAYER,)
+    other = StepSpec(FeatureSpec(weights.sha256, layers), SEED_STYLE_LAYERS[:2], (SEED_CONTENT_LAYER,))
     with pytest.raises(BackendError, match="not the"):
-        OrtStep(graph.path, spec=other, provider="cpu")
+        OrtStep(seed_step_graph, spec=other, provider="cpu")
 
 
-def test_max_pooling_step_is_refused(weights):
+def test_stale_cached_file_is_replaced(weights, tmp_path, seed_step_graph):
+    """A file of another version where the store looks: exported again, not used."""
+    from engine.store import ArtifactStore
+    spec = StepSpec(FeatureSpec(weights.sha256), SEED_STYLE_LAYERS, (SEED_CONTENT_LAYER,))
+    store = ArtifactStore(tmp_path, exports=False)
+    store.step_path(spec).write_bytes(b"an older or damaged file")
+    from engine.store import MissingArtifact
+    with pytest.raises(MissingArtifact, match="unreadable, unlabelled or of an older version"):
+        store.step_graph(spec)
+    # a per-size graph of the earlier version is removed once the graph of any size is there
+    legacy = tmp_path / "step-0123456789ab-512x341.onnx"
+    legacy.write_bytes(b"old")
+    store.step_path(spec).write_bytes(seed_step_graph.read_bytes())
+    assert store.step_graph(spec) == store.step_path(spec) and not legacy.exists()
+
+
+def test_max_pooling_step_is_refused(weights, tmp_path):
     from exporter.step import StepExportError, export_step
-    spec = StepSpec(FeatureSpec(weights.sha256, pooling="max"), SEED_STYLE_LAYERS, (SEED_CONTENT_LAYER,), 32, 32)
+    spec = StepSpec(FeatureSpec(weights.sha256, pooling="max"), SEED_STYLE_LAYERS, (SEED_CONTENT_LAYER,))
     with pytest.raises(StepExportError, match="average pooling only"):
-        export_step(spec, weights, log=lambda *_: None)
+        export_step(spec, weights, tmp_path / "step.onnx", log=lambda *_: None)
 
 
-BLOCK_TENSORFLOW = """
+def _blocked_environment(tmp_path):
+    """Every Python process started with this environment fails to import TensorFlow."""
+    blocker = tmp_path / "block"
+    blocker.mkdir(exist_ok=True)
+    (blocker / "sitecustomize.py").write_text(
+        "import sys\nfor name in ('tensorflow', 'keras', 'tf2onnx', 'tf_keras'):\n    sys.modules[name] = None\n")
+    return {**os.environ, "PYTHONPATH": str(blocker)}
+
+
+CHECK_NO_TENSORFLOW = """
 import sys
-class Blocked:
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("tensorflow", "keras", "tf2onnx", "tf_keras"):
-            raise ImportError(f"{name} is blocked for this test")
-sys.meta_path.insert(0, Blocked())
 sys.path.insert(0, sys.argv[1])
 import cli
 status = cli.main(sys.argv[2:])
-assert not any(m.split(".")[0] in ("tensorflow", "keras") for m in sys.modules), "TensorFlow was imported"
+assert not any(m.split(".")[0] in ("tensorflow", "keras") for m in sys.modules if sys.modules[m]), "TensorFlow"
 sys.exit(status)
 """
 
 
-def test_stylize_with_ort_step_runs_without_tensorflow(tmp_path):
-    args = ["stylize", "--size", "80", "--scales", "2", "--min-size", "48", "--iterations", "5",
+def test_three_aspect_ratios_with_one_graph_and_no_tensorflow(tmp_path, store, seed_step_graph, content_image):
+    """A machine with onnxruntime and the exported files only: any image size runs."""
+    args = ["stylize", "--size", "80", "--scales", "2", "--min-size", "48", "--iterations", "3",
             "--step-engine", "ort", "--provider", "cpu", "--quiet"]
     prepared = subprocess.run([sys.executable, str(ROOT / "cli.py"), *args, "--export-only"],
                               capture_output=True, text=True, cwd=ROOT)
     assert prepared.returncode == 0, prepared.stderr
-    assert prepared.stdout.count(".onnx") == 3   # the feature extractor and a step graph per scale
-    out = tmp_path / "out.png"
-    run = subprocess.run([sys.executable, "-c", BLOCK_TENSORFLOW, str(ROOT), *args, "-o", str(out)],
-                         capture_output=True, text=True, cwd=ROOT)
-    assert run.returncode == 0, run.stderr
-    assert "steps by ONNX Runtime" in run.stdout and "targets by ONNX Runtime" in run.stdout
-    with Image.open(out) as img:
-        assert img.size == (80, 53)
+    assert prepared.stdout.count(".onnx") == 2   # the feature extractor and the one step graph
+    graphs = sorted(store.root.glob("step-*.onnx"))
+    env = _blocked_environment(tmp_path)
+    h, w = content_image.shape[:2]
+    for name, crop, expected in (("wide", content_image, (80, 53)),
+                                 ("tall", content_image[:, : h * 2 // 3], (53, 80)),
+                                 ("square", content_image[:, :h], (80, 80))):
+        source = tmp_path / f"{name}.png"
+        Image.fromarray(np.ascontiguousarray(crop)).save(source)
+        out = tmp_path / f"{name}-out.png"
+        run = subprocess.run([sys.executable, "-c", CHECK_NO_TENSORFLOW, str(ROOT), *args, "--content", str(source),
+                              "-o", str(out)], capture_output=True, text=True, cwd=ROOT, env=env)
+        assert run.returncode == 0, run.stderr
+        assert "steps by ONNX Runtime" in run.stdout and "targets by ONNX Runtime" in run.stdout
+        with Image.open(out) as img:
+            assert img.size == expected, name
+    assert sorted(store.root.glob("step-*.onnx")) == graphs   # no new export
 
 
-def test_missing_step_graph_without_tensorflow_is_one_clear_line(tmp_path):
-    # a size no other test exports, so the graph cannot be in the cache
+def test_missing_step_graph_without_tensorflow_is_one_clear_line(tmp_path, weights):
+    from models.weights import cache_dir
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    for weights_file in cache_dir().glob("vgg19-notop-*.npz"):  # the weights, but no exported model
+        (cache / weights_file.name).symlink_to(weights_file)
+    env = {**_blocked_environment(tmp_path), "NST_CACHE_DIR": str(cache)}
     args = ["stylize", "--size", "41", "--scales", "1", "--iterations", "2", "--step-engine", "ort",
             "--provider", "cpu", "--quiet", "-o", str(tmp_path / "out.png")]
-    run = subprocess.run([sys.executable, "-c", BLOCK_TENSORFLOW, str(ROOT), *args],
-                         capture_output=True, text=True, cwd=ROOT)
+    run = subprocess.run([sys.executable, "-c", CHECK_NO_TENSORFLOW, str(ROOT), *args],
+                         capture_output=True, text=True, cwd=ROOT, env=env)
     assert run.returncode == 1
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and "needs TensorFlow" in lines[0] and "--export-only" in lines[0], run.stderr
@@ -144,11 +189,12 @@ def test_missing_step_graph_without_tensorflow_is_one_clear_line(tmp_path):
 
 
 def test_both_engines_make_the_same_picture(content_image, style_image):
-    from engine.stylize import Settings, stylize
+    from engine.settings import Settings
+    from engine.stylizer import stylize
     pictures = {}
     for engine in ("tf", "ort"):
-        settings = Settings(size=64, scales=1, iterations=6, optimizer="adam", step_engine=engine, provider="cpu")
-        pictures[engine] = stylize(content_image, [style_image], settings, log=lambda *_: None)
+        settings = Settings(size=64, scales=1, iterations=6, optimizer="adam", step_engine=engine)
+        pictures[engine] = stylize(content_image, [style_image], settings, provider="cpu")
     tf_out, ort_out = pictures["tf"], pictures["ort"]
     assert "ONNX Runtime" in ort_out.step and "TensorFlow" in tf_out.step
     assert abs(ort_out.loss - tf_out.loss) / tf_out.loss < 1e-3
@@ -162,14 +208,14 @@ def test_ort_step_with_max_pooling_is_a_usage_error(tmp_path, capsys):
     status = cli.main(["stylize", "--step-engine", "ort", "--pooling", "max", "--size", "32", "--scales", "1",
                        "-o", str(out), "--quiet"])
     err = capsys.readouterr().err.strip().splitlines()
-    assert status == 2 and len(err) == 1 and "--pooling avg only" in err[0]
+    assert status == 2 and len(err) == 1 and "--step-engine ort supports average pooling only" in err[0]
     assert not out.exists()
 
 
-def test_winograd_shares_kernels_between_directions(step_graphs):
+def test_winograd_shares_kernels_between_directions(seed_step_graph):
     import onnx
     from engine.winograd import rewrite
-    _, external, count = rewrite(onnx.load(str(step_graphs[(64, 96)].path)))
+    _, external, count = rewrite(onnx.load(str(seed_step_graph)))
     # every input-gradient convolution found its forward twin: one transformed copy per layer
     assert count == 20 and len(external) == 10
 

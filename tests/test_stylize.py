@@ -7,7 +7,8 @@ from PIL import Image
 
 import cli
 from engine.images import load_image
-from engine.stylize import Settings, stylize
+from engine.settings import Settings
+from engine.stylizer import stylize
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTENT = ROOT / "examples" / "content" / "chelsea.jpg"
@@ -44,9 +45,9 @@ def test_cli_stylize_end_to_end(tmp_path, capsys):
 
 def test_same_seed_same_image(content_image, style_image):
     settings = Settings(size=64, scales=1, iterations=5, init="noise", seed=7, targets="tf")
-    a = stylize(content_image, [style_image], settings, log=lambda *_: None).image
-    b = stylize(content_image, [style_image], settings, log=lambda *_: None).image
-    c = stylize(content_image, [style_image], Settings(**{**settings.__dict__, "seed": 8}), log=lambda *_: None).image
+    a = stylize(content_image, [style_image], settings).image
+    b = stylize(content_image, [style_image], settings).image
+    c = stylize(content_image, [style_image], settings.replace(seed=8)).image
     np.testing.assert_array_equal(a, b)
     assert np.abs(a.astype(int) - c).mean() > 1
 
@@ -59,9 +60,8 @@ def _chroma(rgb):
 def test_preserve_colors_keeps_content_chroma(content_image, style_image):
     from engine.images import resize_longest
     base = Settings(size=80, scales=1, iterations=8)
-    plain = stylize(content_image, [style_image], base, log=lambda *_: None).image
-    kept = stylize(content_image, [style_image], Settings(**{**base.__dict__, "preserve_colors": True}),
-                   log=lambda *_: None).image
+    plain = stylize(content_image, [style_image], base).image
+    kept = stylize(content_image, [style_image], base.replace(preserve_colors=True)).image
     reference = _chroma(resize_longest(content_image, 80))
     assert np.abs(_chroma(kept) - reference).mean() < 2
     assert np.abs(_chroma(plain) - reference).mean() > 3 * np.abs(_chroma(kept) - reference).mean()
@@ -70,10 +70,10 @@ def test_preserve_colors_keeps_content_chroma(content_image, style_image):
 def test_style_blend_weights(content_image):
     starry, wave = load_image(STARRY), load_image(WAVE)
     base = dict(size=64, scales=1, iterations=5)
-    only_starry = stylize(content_image, [starry], Settings(**base), log=lambda *_: None)
-    blend_10 = stylize(content_image, [starry, wave], Settings(**base, style_blend=(1.0, 0.0)), log=lambda *_: None)
-    blend_01 = stylize(content_image, [starry, wave], Settings(**base, style_blend=(0.0, 1.0)), log=lambda *_: None)
-    even = stylize(content_image, [starry, wave], Settings(**base), log=lambda *_: None)
+    only_starry = stylize(content_image, [starry], Settings(**base))
+    blend_10 = stylize(content_image, [starry, wave], Settings(**base, style_blend=(1.0, 0.0)))
+    blend_01 = stylize(content_image, [starry, wave], Settings(**base, style_blend=(0.0, 1.0)))
+    even = stylize(content_image, [starry, wave], Settings(**base))
     np.testing.assert_array_equal(only_starry.image, blend_10.image)
     assert np.abs(blend_10.image.astype(int) - blend_01.image).mean() > 2
     assert not np.array_equal(even.image, blend_10.image) and not np.array_equal(even.image, blend_01.image)
@@ -83,7 +83,7 @@ def test_adam_and_lbfgs_both_lower_the_cost(content_image, style_image):
     for optimizer in ("adam", "lbfgs"):
         losses = []
         stylize(content_image, [style_image], Settings(size=64, scales=1, iterations=8, optimizer=optimizer),
-                callback=lambda p: losses.append(p.loss), log=lambda *_: None)
+                callback=lambda p: losses.append(p.loss))
         assert min(losses) < losses[0]
 
 
