@@ -62,18 +62,22 @@ class OrtStep:
             ort_value = ort.OrtValue.ortvalue_from_numpy(array, self._device, 0)
             self._kept.append(ort_value)
             binding.bind_ortvalue_input(name, ort_value)
-        for name in STEP_OUTPUTS:
+        for name in STEP_OUTPUTS[:-1]:
             binding.bind_output(name, "cpu")
         self._binding = binding
 
     def __call__(self, image: np.ndarray):
+        """``(loss, gradient, parts)``; the gradient is a new array each call (an output ONNX Runtime
+        allocates itself is reused by the next run, under any array still viewing it)."""
         if self._binding is None:
             raise RuntimeError("bind_targets() first")
         array = np.ascontiguousarray(image, np.float32)
+        grad = np.empty_like(array)
         self._binding.bind_ortvalue_input("image", ort.OrtValue.ortvalue_from_numpy(array, self._device, 0))
+        self._binding.bind_ortvalue_output("grad", ort.OrtValue.ortvalue_from_numpy(grad))
         self.session.run_with_iobinding(self._binding)
-        loss, *parts, grad = (v.numpy() for v in self._binding.get_outputs())
-        return float(loss), grad, dict(zip(LOSS_PARTS, map(float, parts)))
+        loss, *parts = (float(v.numpy()) for v in self._binding.get_outputs()[:-1])
+        return loss, grad, dict(zip(LOSS_PARTS, parts))
 
     def describe(self) -> str:
         conv = f", Winograd F(4x4, 3x3) in {self.winograd} convolutions" if self.winograd else ""
