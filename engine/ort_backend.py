@@ -3,6 +3,8 @@ onnxruntime(-gpu), numpy and Pillow are installed (the GPU machines)."""
 from __future__ import annotations
 
 import ctypes
+import functools
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +32,18 @@ def cuda_device_count() -> int:
     if libcuda.cuInit(0) != 0 or libcuda.cuDeviceGetCount(ctypes.byref(count)) != 0:
         return 0
     return count.value
+
+
+@functools.cache
+def _load_pip_cuda_libraries() -> None:
+    """CUDA and cuDNN installed as pip packages (``pip install ".[cuda]"``) are not on the loader's
+    path; onnxruntime-gpu loads them from there when asked, before its first CUDA session."""
+    if importlib.util.find_spec("nvidia") is None:
+        return
+    try:
+        ort.preload_dlls(cuda=True, cudnn=True, msvc=False)
+    except Exception:  # missing pieces show up as the CUDA provider failing to start, which is reported
+        pass
 
 
 def cuda_unavailable_reason() -> str | None:
@@ -80,6 +94,7 @@ def make_session(path: Path, provider: str, *, threads: int | None = None, cuda_
     if provider == "cuda" and reason:
         raise BackendError(f"--provider cuda: {reason}")
     if provider in ("auto", "cuda") and not reason:
+        _load_pip_cuda_libraries()
         cuda = {"cudnn_conv_algo_search": "HEURISTIC", "prefer_nhwc": "1"}
         cuda.update(cuda_options or {})
         providers = [("CUDAExecutionProvider", cuda), "CPUExecutionProvider"]

@@ -15,7 +15,7 @@ SEED_CONTENT_LAYER = "block5_conv2"
 DEFAULT_LAYERS = SEED_STYLE_LAYERS + (SEED_CONTENT_LAYER,)
 PREPROCESSING = "rgb01*255->bgr-imagenet_mean"  # keras.applications.vgg19.preprocess_input
 SPEC_VERSION = 1
-STEP_VERSION = 2  # bump whenever the exported step graph changes, so that cached ones are redone
+STEP_VERSION = 3  # bump whenever the exported step graph or its labels change, so that cached ones are redone
 
 
 @dataclass(frozen=True)
