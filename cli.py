@@ -360,6 +360,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", action="store_true",
                    help="benchmark one loss-and-gradient step of each engine instead (TensorFlow, XLA, ONNX Runtime "
                         "CPU, and CUDA fp32 / TF32 / TF32+NHWC where there is a GPU)")
+    p.add_argument("--held", action="store_true",
+                   help="time a held engine's runs instead: from the call to the first evaluation, first run and "
+                        "later runs at sizes already seen (--sizes, --step-engines)")
     p.add_argument("--iterations", type=int, default=300, help="--stylize: the seed loop's iterations")
     p.add_argument("--fast-iterations", type=int, metavar="N",
                    help="--stylize: the stylize loop's evaluations at each of 3 scales (default: a third of --iterations)")

@@ -83,8 +83,12 @@ def load_image(path) -> np.ndarray:
 
 def examples_dir() -> Path:
     """The bundled example images (``content/``, ``style/``): package data, so that a plain
-    ``pip install`` has them too (setuptools installs the repository's ``examples/`` as ``nst_examples``)."""
-    return Path(str(resources.files("nst_examples")))
+    ``pip install`` has them too (setuptools installs the repository's ``examples/`` as
+    ``nst_examples``); in a checkout that was never installed (a GPU machine), its ``examples/``."""
+    try:
+        return Path(str(resources.files("nst_examples")))
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parent.parent / "examples"
 
 
 def bundled(kind: str) -> list[Path]:

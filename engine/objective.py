@@ -33,6 +33,21 @@ def objective_parts(trunk, image, *, grams: dict, contents: dict, style_layers: 
     return total, j_content, j_style, j_var
 
 
+def value_and_gradient(trunk, image, *, grams: dict, contents: dict, style_layers, content_layers, style_weights,
+                       content_weights, loss_weights):
+    """``(total, d total / d image, j_content, j_style, j_var)``, the per-layer weights given as
+    tensors in the order of ``style_layers`` and ``content_layers``: how both step engines take
+    them (``TfStep`` as inputs of its compiled function, the exporter as graph inputs)."""
+    with tf.GradientTape() as tape:
+        tape.watch(image)
+        total, j_content, j_style, j_var = objective_parts(
+            trunk, image, grams=grams, contents=contents,
+            style_layers={n: style_weights[i] for i, n in enumerate(style_layers)},
+            content_layers={n: content_weights[i] for i, n in enumerate(content_layers)},
+            loss_weights=loss_weights)
+    return total, tape.gradient(total, image), j_content, j_style, j_var
+
+
 class TfStep:
     """``objective_parts`` by ``GradientTape``: the reference step engine, with ``OrtStep``'s interface.
 
@@ -48,17 +63,12 @@ class TfStep:
         self._bound = None
 
         @tf.function(jit_compile=jit, reduce_retracing=False)
-        def value_and_grad(image, grams, contents, style_w, content_w, loss_weights):
-            with tf.GradientTape() as tape:
-                tape.watch(image)
-                total, j_content, j_style, j_var = objective_parts(
-                    trunk, image, grams=grams, contents=contents,
-                    style_layers={n: style_w[i] for i, n in enumerate(self.style_layers)},
-                    content_layers={n: content_w[i] for i, n in enumerate(self.content_layers)},
-                    loss_weights=loss_weights)
-            return total, tape.gradient(total, image), j_content, j_style, j_var
+        def step(image, grams, contents, style_weights, content_weights, loss_weights):
+            return value_and_gradient(trunk, image, grams=grams, contents=contents, style_layers=self.style_layers,
+                                      content_layers=self.content_layers, style_weights=style_weights,
+                                      content_weights=content_weights, loss_weights=loss_weights)
 
-        self._step = value_and_grad
+        self._step = step
 
     def bind_targets(self, *, gram_targets: dict, content_targets: dict, style_layers: dict,
                      content_layers: dict, loss_weights) -> None:

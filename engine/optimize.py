@@ -13,7 +13,6 @@ from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.linalg.blas import saxpy, sdot
 
 
 @dataclass
@@ -136,27 +135,34 @@ def lbfgs(f, x0, iterations, *, history=20, first_step=0.05, callback=None, stop
     return tracker.result()
 
 
+def sdot(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.dot(a, b))
+
+
 def _two_loop(gradient: np.ndarray, pairs) -> np.ndarray:
     """``H gradient`` for the L-BFGS inverse Hessian of ``pairs`` (Nocedal & Wright, Algorithm 7.4),
-    scaled by ``s.y / y.y`` of the newest pair; in place with BLAS on a copy of ``gradient``."""
+    scaled by ``s.y / y.y`` of the newest pair. numpy only (BLAS dots), so that the engine runs
+    where only onnxruntime, numpy and Pillow are installed: 11 ms at 512 px here, 6.5 ms with
+    scipy's in-place BLAS axpy."""
     q = gradient.copy()
+    scaled = np.empty_like(q)
     alphas = []
     for s, y, rho in reversed(pairs):
         a = rho * sdot(s, q)
         alphas.append(a)
-        q = saxpy(y, q, a=-a)
+        q -= np.multiply(y, np.float32(a), out=scaled)
     if pairs:
         s, y, _ = pairs[-1]
         q *= np.float32(sdot(s, y) / sdot(y, y))
     for (s, y, rho), a in zip(pairs, reversed(alphas)):
         b = rho * sdot(y, q)
-        q = saxpy(s, q, a=a - b)
+        q += np.multiply(s, np.float32(a - b), out=scaled)
     return q
 
 
 def scipy_lbfgs(f, x0, iterations, *, history=20, callback=None, stop=None) -> Result:
     """scipy's L-BFGS-B with box bounds [0, 1], run for exactly ``iterations`` evaluations: the
-    reference ``lbfgs`` is measured and tested against."""
+    reference ``lbfgs`` is measured and tested against (scipy is needed for this one only)."""
     from scipy.optimize import Bounds, minimize
     shape = np.shape(x0)
     tracker = _Tracker(f, iterations, callback, stop)

@@ -62,6 +62,14 @@ def _mismatch(path: Path, label: str, kind, spec, precision) -> str | None:
     return None
 
 
+def _stamp(path: Path):
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_mtime_ns, stat.st_size
+
+
 class ArtifactStore:
     """The exported feature extractors and step graphs of one folder (default: the user cache's
     ``onnx/``). ``exports=False``: never start an export, fail with ``MissingArtifact`` instead.
@@ -71,6 +79,7 @@ class ArtifactStore:
         self.root = Path(root) if root else cache_dir() / "onnx"
         self.exports = exports
         self.log = log or (lambda *_: None)
+        self._checked: dict = {}   # path -> (modification time, size) when its labels last matched
 
     def feature_path(self, spec: FeatureSpec, precision: str = "fp32") -> Path:
         return self.root / f"vgg19-{spec.key()}-{precision}.onnx"
@@ -90,8 +99,13 @@ class ArtifactStore:
         return found
 
     def _get(self, path: Path, mismatch, what: str, command: list[str]) -> Path:
+        # reading the labels parses the whole file (0.3 s for a step graph): once per version of it
+        stamp = _stamp(path)
+        if stamp is not None and self._checked.get(path) == stamp:
+            return path
         reason = mismatch()
         if reason is None:
+            self._checked[path] = _stamp(path)
             return path
         if not self.exports:
             raise MissingArtifact(f"no exported {what} for these settings in {self.root} ({reason}), and this "

@@ -12,6 +12,7 @@ the models exported, a run never imports it.
 """
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from dataclasses import dataclass, field
@@ -92,7 +93,8 @@ class Stylizer:
     """Holds the engine for many runs on one provider.
 
     ``weights``: a ``VGG19Weights`` (default: ``load_weights()``). ``provider``: ONNX Runtime's,
-    auto | cpu | cuda. ``threads``: for ONNX Runtime and TensorFlow (default: every core).
+    auto | cpu | cuda. ``threads``: for ONNX Runtime, TensorFlow (when this process has not
+    started it yet) and the BLAS of the optimizer (default: every core).
     ``store``: where exported models are found or made (default: the user cache, exporting
     when needed). ``lean``: drop the feature extractor once a run's targets are computed, so
     that the loop's peak memory is the step's alone (a one-off run); a held engine keeps it.
@@ -219,8 +221,14 @@ class Stylizer:
         start picture when ``settings.init == "image"``. ``stop``: a callable or an event; once
         true, the run ends after the evaluation in progress and returns the best picture so far
         (``Interrupted`` when no evaluation has finished yet)."""
-        with self._running:
+        with self._running, self._blas_threads():
             return self._run(content, styles, settings, init_image, callback, _stop_function(stop), plan)
+
+    def _blas_threads(self):
+        if not self.threads:
+            return contextlib.nullcontext()
+        from threadpoolctl import threadpool_limits
+        return threadpool_limits(limits=self.threads)
 
     def _run(self, content, styles, settings, init_image, callback, stop, plan) -> Outcome:
         start = time.perf_counter()

@@ -25,7 +25,7 @@ import onnx  # noqa: E402
 from engine.images import bundled_photo  # noqa: E402
 from engine.losses import gram_matrix  # noqa: E402
 from engine.memory import release_memory  # noqa: E402
-from engine.objective import objective_parts  # noqa: E402
+from engine.objective import value_and_gradient  # noqa: E402
 from engine.ort_backend import METADATA_STEP  # noqa: E402
 from engine.spec import LOSS_PARTS, STEP_OUTPUTS, StepSpec, step_feeds  # noqa: E402
 from engine.store import step_mismatch  # noqa: E402
@@ -82,15 +82,12 @@ def step_function(spec: StepSpec, weights, dtype=tf.float32, fixed_shape=None):
     def step(image, *rest):
         contents = dict(zip(spec.content_layers, rest[:n_content]))
         grams = dict(zip(spec.style_layers, rest[n_content:n_content + n_style]))
-        style_w, content_w, loss_weights = rest[n_content + n_style:]
-        with tf.GradientTape() as tape:
-            tape.watch(image)
-            total, j_content, j_style, j_var = objective_parts(
-                trunk, image, grams=grams, contents=contents,
-                style_layers={n: style_w[i] for i, n in enumerate(spec.style_layers)},
-                content_layers={n: content_w[i] for i, n in enumerate(spec.content_layers)},
-                loss_weights=loss_weights)
-        outputs = dict(zip(STEP_OUTPUTS, (total, j_content, j_style, j_var, tape.gradient(total, image))))
+        style_weights, content_weights, loss_weights = rest[n_content + n_style:]
+        total, grad, j_content, j_style, j_var = value_and_gradient(
+            trunk, image, grams=grams, contents=contents, style_layers=spec.style_layers,
+            content_layers=spec.content_layers, style_weights=style_weights, content_weights=content_weights,
+            loss_weights=loss_weights)
+        outputs = dict(zip(STEP_OUTPUTS, (total, j_content, j_style, j_var, grad)))
         return {name: tf.identity(value, name=name) for name, value in outputs.items()}
 
     return step, signature, trunk

@@ -132,11 +132,12 @@ def test_max_pooling_step_is_refused(weights, tmp_path):
 
 
 def _blocked_environment(tmp_path):
-    """Every Python process started with this environment fails to import TensorFlow."""
+    """Every Python process started with this environment fails to import TensorFlow (and scipy:
+    the GPU machines have onnxruntime, numpy and Pillow, and the ONNX side needs no more)."""
     blocker = tmp_path / "block"
     blocker.mkdir(exist_ok=True)
     (blocker / "sitecustomize.py").write_text(
-        "import sys\nfor name in ('tensorflow', 'keras', 'tf2onnx', 'tf_keras'):\n    sys.modules[name] = None\n")
+        "import sys\nfor name in ('tensorflow', 'keras', 'tf2onnx', 'tf_keras', 'scipy'):\n    sys.modules[name] = None\n")
     return {**os.environ, "PYTHONPATH": str(blocker)}
 
 
