@@ -7,7 +7,6 @@ exporting parent's 5 GB as a TensorFlow-free child's peak)."""
 from __future__ import annotations
 
 import json
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -40,39 +39,28 @@ def fast_settings(iterations: int, step_engine: str):
                     content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight)
 
 
-def fast_run(iterations: int, target_cost: float | None, step_engine: str, images: str, output: str,
-             repeats: int = 5) -> dict:
+def fast_run(iterations: int, target_cost: float | None, step_engine: str, images: str, output: str) -> dict:
     """The stylize loop on the seed's 512 px images; the time it takes to reach ``target_cost``, and
-    its per-evaluation time at 512 px against its step's own (the loop's overhead)."""
+    at 512 px its time per evaluation against the step engine's own time in the same evaluations
+    (the difference is the loop's own cost: optimizer, copies, callbacks)."""
     from engine.memory import peak_rss_mb
     from engine.stylizer import Stylizer
     data = np.load(images)
-    settings = fast_settings(iterations, step_engine)
-    stylizer = Stylizer(provider="cpu", lean=True)
     events = []
-    start = time.perf_counter()
-    outcome = stylizer.run(data["content"], [data["style"]], settings,
-                           callback=lambda p: events.append((p.scale, p.iteration, p.loss, time.perf_counter() - start,
-                                                             p.image.copy() if p.iteration == 1 else None)))
+    outcome = Stylizer(provider="cpu", lean=True).run(data["content"], [data["style"]],
+                                                      fast_settings(iterations, step_engine), callback=events.append)
     peak = peak_rss_mb()
     np.save(output, outcome.image)
-    last = max(e[0] for e in events)
-    final_scale = [e for e in events if e[0] == last]
-    loop_step = float(np.median(np.diff([e[3] for e in final_scale])[1:]))
-    reached = next((e for e in final_scale if target_cost is not None and e[2] <= target_cost), None)
-    step = stylizer.step(stylizer.plan(settings, data["content"].shape))   # the very step the loop ran, still bound
-    image = final_scale[0][4]
-    step(image)
-    times = []
-    for _ in range(repeats):
-        begin = time.perf_counter()
-        step(image)
-        times.append(time.perf_counter() - begin)
-    own = statistics.median(times)
-    return {"step_engine": step_engine, "step": outcome.step, "seconds": outcome.seconds, "per_step": loop_step,
-            "step_alone": own, "overhead": loop_step - own, "overhead_fraction": (loop_step - own) / own,
-            "cost": outcome.loss, "time_to_target": reached[3] if reached else None,
-            "evaluations_to_target": (sum(1 for e in events if e[0] < last) + reached[1]) if reached else None,
+    last = max(e.scale for e in events)
+    final_scale = [e for e in events if e.scale == last][1:]   # the first includes the scale's set-up
+    per_step = float(np.median(np.diff([e.elapsed for e in final_scale])))
+    own = float(np.median([e.evaluation_seconds for e in final_scale[1:]]))
+    reached = next((e for e in events if e.scale == last and target_cost is not None and e.loss <= target_cost), None)
+    return {"step_engine": step_engine, "step": outcome.step, "seconds": outcome.seconds, "per_step": per_step,
+            "step_alone": own, "overhead": per_step - own, "overhead_fraction": (per_step - own) / own,
+            "first_evaluation_starts": events[0].elapsed - events[0].evaluation_seconds,
+            "cost": outcome.loss, "time_to_target": reached.elapsed if reached else None,
+            "evaluations_to_target": (sum(1 for e in events if e.scale < last) + reached.iteration) if reached else None,
             "iterations": outcome.iterations, "peak_rss_mb": peak, "tensorflow_imported": "tensorflow" in sys.modules}
 
 
@@ -127,9 +115,10 @@ def stylize_bench(args) -> dict:
                                                   if fast["time_to_target"] else None)
             runs[engine] = fast
             print(f"stylize --step-engine {engine} (L-BFGS, 3 scales 256->512, {evaluations} evaluations each): "
-                  f"{fast['per_step']:.3f} s/step at 512 px = {fast['step_speedup']:.2f}x the seed's; the step alone "
-                  f"{fast['step_alone']:.3f} s, so the loop adds {fast['overhead'] * 1e3:.0f} ms "
-                  f"({fast['overhead_fraction']:.1%}); final cost {fast['checked_cost']:.4g} (seed {seed['cost']:.4g}); "
+                  f"{fast['per_step']:.3f} s/step at 512 px = {fast['step_speedup']:.2f}x the seed's; of it the step "
+                  f"{fast['step_alone']:.3f} s and the loop {fast['overhead'] * 1e3:.0f} ms "
+                  f"({fast['overhead_fraction']:.1%} of the step); first evaluation started after "
+                  f"{fast['first_evaluation_starts']:.1f} s; final cost {fast['checked_cost']:.4g} (seed {seed['cost']:.4g}); "
                   f"peak {fast['peak_rss_mb']:.0f} MB"
                   f"{'' if fast['tensorflow_imported'] else ' (TensorFlow never imported)'}", flush=True)
             print("  seed cost reached " + (

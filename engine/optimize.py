@@ -9,6 +9,7 @@ signal handler sets it from another thread) or on KeyboardInterrupt.
 from __future__ import annotations
 
 import math
+import time
 from collections import deque
 from dataclasses import dataclass
 
@@ -33,7 +34,8 @@ class _Stop(Exception):
 
 
 class _Tracker:
-    """Counts evaluations, keeps the best image, reports each one, stops at the budget or when asked."""
+    """Counts evaluations, keeps the best image, reports each one (with the seconds ``f`` took, so
+    that the optimizer's own time is known), stops at the budget or when asked."""
 
     def __init__(self, f, iterations, callback, stop):
         self.f, self.iterations, self.callback, self.stop = f, iterations, callback, stop
@@ -44,12 +46,14 @@ class _Tracker:
             raise _Budget
         if self.stop is not None and self.stop():
             raise _Stop
+        begin = time.perf_counter()
         loss, grad, parts = self.f(x)
+        seconds = time.perf_counter() - begin
         self.count += 1
         if self.best is None or loss < self.best.loss:
             self.best = Result(x.copy(), loss, parts, self.count)
         if self.callback:
-            self.callback(self.count, loss, parts, x)
+            self.callback(self.count, loss, parts, x, seconds)
         return loss, grad
 
     def result(self, interrupted=False) -> Result:

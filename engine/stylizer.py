@@ -13,7 +13,9 @@ the models exported, a run never imports it.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import threading
+from collections import OrderedDict
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +32,10 @@ from .ort_backend import cuda_unavailable_reason
 from .settings import DEFAULTS, Settings, SettingsError
 from .spec import FeatureSpec, StepSpec
 from .store import ArtifactStore
-from .targets import compute_targets
+from .targets import blend_grams, style_grams
+
+
+GRAM_CACHE = 16   # style images' Grams a held engine remembers (a 512 px painting's: 2.6 MB)
 
 
 class Interrupted(Exception):
@@ -47,7 +52,8 @@ class Progress:
     iterations: int
     loss: float
     parts: dict
-    elapsed: float             # seconds since the run started
+    elapsed: float             # seconds since the run started, at the end of this evaluation
+    evaluation_seconds: float  # what this evaluation took (the step engine's time; the rest is the loop's)
     image: np.ndarray = field(repr=False)   # float32 (1, h, w, 3) in [0, 1], the one just evaluated
 
 
@@ -80,6 +86,10 @@ def _stop_function(stop) -> Callable[[], bool] | None:
     if stop is None:
         return None
     return stop.is_set if hasattr(stop, "is_set") else stop
+
+
+def _pick(features: dict, layers) -> dict:
+    return {n: features[n] for n in layers}
 
 
 def _check_image(image, what: str) -> np.ndarray:
@@ -116,6 +126,7 @@ class Stylizer:
         self._features: dict = {}     # (backend, FeatureSpec) -> OrtFeatures | TfFeatures
         self._steps: dict = {}        # (engine, StepSpec, jit, winograd) -> OrtStep | TfStep
         self._trunks: dict = {}       # FeatureSpec -> Keras trunk
+        self._grams: OrderedDict = OrderedDict()   # style image and size -> its Grams (least recent first)
         self._running = threading.Lock()
         if threads:
             self._limit_tensorflow_threads()
@@ -211,6 +222,7 @@ class Stylizer:
         self._features.clear()
         self._steps.clear()
         self._trunks.clear()
+        self._grams.clear()
         release_memory()
 
     # -- a run ----------------------------------------------------------------------------
@@ -250,9 +262,9 @@ class Stylizer:
         for shape in plan.shapes:
             content_s = as_float(resize_exact(content, shape))
             style_size = max(16, round(max(shape) * settings.style_scale))
-            styles_s = [as_float(resize_longest(s, style_size)) for s in styles]
-            scales.append((shape, content_s, *compute_targets(features, content_s, styles_s, blend,
-                                                              settings.style_layers, settings.content_layers)))
+            grams = [self._style_grams(features, settings, plan, style, style_size) for style in styles]
+            content_targets = _pick(features(content_s[None]), settings.content_layers) if settings.content_layers else {}
+            scales.append((shape, content_s, content_targets, blend_grams(grams, blend, settings.style_layers)))
         del features
         if self.lean:
             self._features.clear()
@@ -268,10 +280,10 @@ class Stylizer:
             step.bind_targets(gram_targets=grams, content_targets=content_targets, style_layers=settings.style_layers,
                               content_layers=settings.content_layers, loss_weights=loss_weights)
 
-            def report(i, loss, parts, x, index=index, shape=shape):
+            def report(i, loss, parts, x, seconds, index=index, shape=shape):
                 if callback:
                     callback(Progress(index, len(scales), shape, i, settings.iterations, loss, parts,
-                                      time.perf_counter() - start, x))
+                                      time.perf_counter() - start, seconds, x))
 
             result = optimizer(step, x0, settings.iterations, callback=report, stop=stop, **options)
             evaluations += result.iterations
@@ -288,6 +300,19 @@ class Stylizer:
             output = preserve_colors(output, resize_exact(content, output.shape[:2]))
         return Outcome(output, best.loss, best.parts, evaluations, time.perf_counter() - start, best.interrupted,
                        targets_by, step.describe(), self.weights.source, settings.to_dict())
+
+    def _style_grams(self, features, settings: Settings, plan: Plan, style: np.ndarray, size: int) -> dict:
+        """A style image's Grams at ``size``, remembered: a held engine often applies one painting to
+        many photographs (a batch, a server's users), and this is half the targets' work."""
+        key = (settings.targets, plan.feature_spec, hashlib.sha1(style.tobytes()).hexdigest(), style.shape, size,
+               tuple(settings.style_layers))
+        if key in self._grams:
+            self._grams.move_to_end(key)
+        else:
+            self._grams[key] = style_grams(features, as_float(resize_longest(style, size)), settings.style_layers)
+            while len(self._grams) > GRAM_CACHE:
+                self._grams.popitem(last=False)
+        return self._grams[key]
 
     @staticmethod
     def _start(previous, shape, content_s, settings: Settings, init_image) -> np.ndarray:
