@@ -31,22 +31,26 @@ def matmul_rate(n: int = 2048, repeats: int = 5) -> float:
 
 
 def cpu() -> dict:
-    """The CPU's model name and the flags in ``FLAGS`` it has (``/proc/cpuinfo``, as ``lscpu`` shows them)."""
-    model, flags = platform.processor() or platform.machine(), set()
+    """The CPU's model name, family and model numbers (two "AMD EPYC" seen here differ only there
+    and in their flags) and the flags in ``FLAGS`` it has (``/proc/cpuinfo``, as ``lscpu`` shows them)."""
+    found = {}
     try:
         with open("/proc/cpuinfo") as info:
             for line in info:
                 key, _, value = line.partition(":")
-                if key.strip() == "model name":
-                    model = value.strip()
-                elif key.strip() == "flags":
-                    flags = set(value.split())
-                if model and flags:
+                key = key.strip()
+                if key in ("model name", "cpu family", "model", "flags") and key not in found:
+                    found[key] = value.strip()
+                if len(found) == 4:
                     break
     except OSError:
         pass
-    return {"model": model, "cores": os.cpu_count(), "flags": [f for f in FLAGS if f in flags]}
+    flags = set(found.get("flags", "").split())
+    return {"model": found.get("model name") or platform.processor() or platform.machine(),
+            "family": found.get("cpu family"), "model_number": found.get("model"),
+            "cores": os.cpu_count(), "flags": [f for f in FLAGS if f in flags]}
 
 
 def describe_cpu(info: dict) -> str:
-    return f"{info['model']}, {info['cores']} cores, {' '.join(info['flags']) or 'no AVX2'}"
+    family = f" (family {info['family']}, model {info['model_number']})" if info.get("family") else ""
+    return f"{info['model']}{family}, {info['cores']} cores, {' '.join(info['flags']) or 'no AVX2'}"
