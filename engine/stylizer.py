@@ -263,7 +263,8 @@ class Stylizer:
             content_s = as_float(resize_exact(content, shape))
             style_size = max(16, round(max(shape) * settings.style_scale))
             grams = [self._style_grams(features, settings, plan, style, style_size) for style in styles]
-            content_targets = _pick(features(content_s[None]), settings.content_layers) if settings.content_layers else {}
+            content_targets = (_pick(features(content_s[None]), settings.content_layers)
+                               if settings.content_layers else {})
             scales.append((shape, content_s, content_targets, blend_grams(grams, blend, settings.style_layers)))
         del features
         if self.lean:
@@ -306,6 +307,8 @@ class Stylizer:
         many photographs (a batch, a server's users), and this is half the targets' work."""
         key = (settings.targets, plan.feature_spec, hashlib.sha1(style.tobytes()).hexdigest(), style.shape, size,
                tuple(settings.style_layers))
+        if not settings.style_layers:
+            return {}
         if key in self._grams:
             self._grams.move_to_end(key)
         else:
