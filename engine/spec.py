@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from models.vgg19 import check_layers, deepest, layer_index, min_side
+from models.vgg19 import check_layers, layer_index, min_side
 
 SEED_STYLE_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1")
 SEED_CONTENT_LAYER = "block5_conv2"
@@ -36,10 +36,6 @@ class FeatureSpec:
         if self.pooling not in ("avg", "max"):
             raise ValueError(f"pooling must be 'avg' or 'max', not {self.pooling!r}")
         object.__setattr__(self, "layers", tuple(sorted(layers, key=layer_index)))
-
-    @property
-    def deepest(self) -> str:
-        return deepest(self.layers)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

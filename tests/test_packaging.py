@@ -1,4 +1,5 @@
 """A plain (not editable) install, run from another folder: the bundled images are package data."""
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,9 +12,13 @@ RUN = ("import sys; sys.path.insert(0, sys.argv[1]); import cli; "
 
 
 def test_a_plain_install_exports_and_stylizes(tmp_path):
-    site = tmp_path / "site"
-    install = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--quiet", "--disable-pip-version-check",
-                              "--target", str(site), str(ROOT)], capture_output=True, text=True)
+    site, source = tmp_path / "site", tmp_path / "source"
+    # a copy: setuptools builds in the source folder, and a build/ left there would outlive deleted modules
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".git", ".venv", "build", "*.egg-info", "__pycache__",
+                                                                 ".pytest_cache", ".gpu"))
+    install = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--quiet",
+                              "--disable-pip-version-check", "--target", str(site), str(source)],
+                             capture_output=True, text=True)
     assert install.returncode == 0, install.stderr
     assert (site / "nst_examples" / "content" / "chelsea.jpg").is_file()
     elsewhere = tmp_path / "elsewhere"
