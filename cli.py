@@ -48,12 +48,11 @@ def cmd_export(args) -> int:
     layers = tuple(args.layers.split(",")) if args.layers else DEFAULT_LAYERS
     weights = load_weights(args.weights)
     spec = FeatureSpec(weights.sha256, layers, args.pooling)
-    from engine.store import ArtifactStore
+    from engine.store import ArtifactStore, export_lock
     from exporter.export import export
-    from models.atomic import file_lock
     print(f"weights: {weights.source}")
     path = Path(args.output) if args.output else ArtifactStore().feature_path(spec, args.precision)
-    with file_lock(path.with_name(path.name + ".lock")):
+    with export_lock(path):
         result = export(spec, weights, path, precision=args.precision, force=args.force)
     if result.reused:
         print(f"{result.path}: already exported for this spec (use --force to redo)")

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from models.atomic import file_lock
-from models.weights import cache_dir
+from models.weights import VGG19Weights, WeightsError, cache_dir
 
 from .ort_backend import METADATA_SPEC, METADATA_STEP, read_metadata
 from .spec import FeatureSpec, StepSpec
@@ -62,6 +62,28 @@ def _mismatch(path: Path, label: str, kind, spec, precision) -> str | None:
     return None
 
 
+def export_lock(path: Path):
+    """The lock every exporter of ``path`` holds while it writes it (the store's children, ``cli.py export``)."""
+    return file_lock(path.with_name(path.name + ".lock"))
+
+
+def weights_identity(path) -> VGG19Weights:
+    """The identity of the weights an exported model was made from, without their arrays: all a
+    run needs of the weights when ONNX Runtime computes both the targets and the steps, on a
+    machine that has the exported models but neither the weights file nor a network."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: no such exported model")
+    try:
+        sha256 = read_metadata(path)["nst.weights_sha256"]
+    except KeyError:
+        raise WeightsError(f"{path}: no nst.weights_sha256 label, so not exported by this tool; re-export it") from None
+    except Exception as exc:  # onnx raises DecodeError and others for damaged files
+        raise WeightsError(f"{path}: cannot read it as an ONNX model ({type(exc).__name__})") from None
+    return VGG19Weights({}, {}, sha256, f"the identity ({sha256[:12]}) of the weights {path.name} was exported "
+                                        "from (no arrays here: the exported models hold them)")
+
+
 def _stamp(path: Path):
     try:
         stat = path.stat()
@@ -80,6 +102,7 @@ class ArtifactStore:
         self.exports = exports
         self.log = log or (lambda *_: None)
         self._checked: dict = {}   # path -> (modification time, size) when its labels last matched
+        self._swept = False        # per-size step graphs of an earlier version looked for
 
     def feature_path(self, spec: FeatureSpec, precision: str = "fp32") -> Path:
         return self.root / f"vgg19-{spec.key()}-{precision}.onnx"
@@ -95,7 +118,9 @@ class ArtifactStore:
     def step_graph(self, spec: StepSpec) -> Path:
         path = self.step_path(spec)
         found = self._get(path, lambda: step_mismatch(path, spec), "step graph", ["step", "--spec", spec.to_json()])
-        self._remove_per_size_graphs()
+        if not self._swept:
+            self._remove_per_size_graphs()
+            self._swept = True
         return found
 
     def _get(self, path: Path, mismatch, what: str, command: list[str]) -> Path:
@@ -110,10 +135,10 @@ class ArtifactStore:
         if not self.exports:
             raise MissingArtifact(f"no exported {what} for these settings in {self.root} ({reason}), and this "
                                   f"engine may not export; {HOW_TO_PREPARE}")
-        with file_lock(path.with_name(path.name + ".lock")):
-            if mismatch() is None:  # another process exported it while this one waited
-                return path
-            self._export(command + ["--output", str(path)], what)
+        with export_lock(path):
+            if mismatch() is not None:  # else another process exported it while this one waited
+                self._export(command + ["--output", str(path)], what)
+        self._checked[path] = _stamp(path)
         return path
 
     def _export(self, command: list[str], what: str) -> None:

@@ -218,6 +218,10 @@ def _cached(source_sha256: str, describe: str, decode) -> VGG19Weights:
                 kernels, biases = decode()
                 _write_cache(path, kernels, biases, source_sha256, describe)
                 entry = kernels, biases, {"source": describe}
+    return _from_cache(entry, source_sha256, path)
+
+
+def _from_cache(entry, source_sha256: str, path: Path) -> VGG19Weights:
     kernels, biases, meta = entry
     return VGG19Weights(kernels, biases, source_sha256, f"{meta['source']} (cached in {path})")
 
@@ -229,26 +233,7 @@ def load_cached(source_sha256: str) -> VGG19Weights:
     entry = _read_cache(path)
     if entry is None:
         raise WeightsError(f"no cached weights {source_sha256[:12]} in {path.parent}")
-    kernels, biases, meta = entry
-    return VGG19Weights(kernels, biases, source_sha256, f"{meta['source']} (cached in {path})")
-
-
-def identity_from_model(path) -> VGG19Weights:
-    """The identity of the weights an exported model was made from, without their arrays: all a
-    run needs of the weights when ONNX Runtime computes both the targets and the steps, on a
-    machine that has the exported models but neither the weights file nor a network."""
-    from engine.ort_backend import read_metadata  # here: engine imports models, and loads ONNX Runtime
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"{path}: no such exported model")
-    try:
-        sha256 = read_metadata(path)["nst.weights_sha256"]
-    except KeyError:
-        raise WeightsError(f"{path}: no nst.weights_sha256 label, so not exported by this tool; re-export it") from None
-    except Exception as exc:  # onnx raises DecodeError and others for damaged files
-        raise WeightsError(f"{path}: cannot read it as an ONNX model ({type(exc).__name__})") from None
-    return VGG19Weights({}, {}, sha256, f"the identity ({sha256[:12]}) of the weights {path.name} was exported "
-                                        "from (no arrays here: the exported models hold them)")
+    return _from_cache(entry, source_sha256, path)
 
 
 # -- the resolver --------------------------------------------------------------------------

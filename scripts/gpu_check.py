@@ -33,9 +33,9 @@ from bench.steps import CUDA_VARIANTS, step_inputs  # noqa: E402
 from engine.ort_backend import BackendError, OrtFeatures, cuda_unavailable_reason  # noqa: E402
 from engine.ort_step import OrtStep  # noqa: E402
 from engine.spec import SEED_CONTENT_LAYER, SEED_STYLE_LAYERS, FeatureSpec, StepSpec  # noqa: E402
-from engine.store import ArtifactStore, ExportFailed, MissingArtifact  # noqa: E402
+from engine.store import ArtifactStore, ExportFailed, MissingArtifact, weights_identity  # noqa: E402
 from models.atomic import atomic_path  # noqa: E402
-from models.weights import WeightsError, identity_from_model  # noqa: E402
+from models.weights import WeightsError  # noqa: E402
 from parity import PRECISION_TOLERANCE, load_reference, run_parity, save_reference  # noqa: E402
 
 REFERENCE = "reference.npz"
@@ -109,7 +109,7 @@ class Bundle:
                 raise CheckError(f"{folder} has no {path.name} (the {what} of the reference's spec); {hint}")
         self.fp32, self.fp16 = store.feature_model(self.spec, "fp32"), store.feature_model(self.spec, "fp16")
         self.step = store.step_graph(_step_spec(self.spec))
-        self.weights = identity_from_model(self.fp32)
+        self.weights = weights_identity(self.fp32)
 
     def describe(self) -> dict:
         return {"folder": str(self.folder), "spec": self.spec.describe(), "reference_cases": len(self.cases),
