@@ -99,6 +99,25 @@ def _check_image(image, what: str) -> np.ndarray:
     return array
 
 
+class _with_penalty:
+    """A step plus a pixel-space term: the optimizers see one value-and-gradient function."""
+
+    def __init__(self, step, penalty):
+        self.step, self.penalty = step, penalty
+
+    def bind_targets(self, **targets) -> None:
+        self.step.bind_targets(**targets)
+
+    def describe(self) -> str:
+        return self.step.describe()
+
+    def __call__(self, x):
+        loss, grad, parts = self.step(x)
+        value, gradient = self.penalty(x)
+        return loss + float(value), grad + np.asarray(gradient, np.float32).reshape(grad.shape), \
+            {**parts, "penalty": float(value)}
+
+
 class Stylizer:
     """Holds the engine for many runs on one provider.
 
@@ -228,13 +247,17 @@ class Stylizer:
     # -- a run ----------------------------------------------------------------------------
 
     def run(self, content, styles, settings: Settings = DEFAULTS, *, init_image=None,
-            callback: Callable[[Progress], None] | None = None, stop=None, plan: Plan | None = None) -> Outcome:
+            callback: Callable[[Progress], None] | None = None, stop=None, plan: Plan | None = None,
+            penalty: Callable | None = None) -> Outcome:
         """Stylize uint8 RGB ``content`` with uint8 RGB ``styles`` (a list). ``init_image``: the
         start picture when ``settings.init == "image"``. ``stop``: a callable or an event; once
         true, the run ends after the evaluation in progress and returns the best picture so far
-        (``Interrupted`` when no evaluation has finished yet)."""
+        (``Interrupted`` when no evaluation has finished yet). ``penalty``: an extra pixel-space
+        term, ``penalty(x) -> (value, gradient)`` for the float32 ``(1, h, w, 3)`` image of any
+        scale, added to the step's loss and gradient by either step engine (reported as the part
+        ``"penalty"``); a video's temporal loss is one."""
         with self._running, self._blas_threads():
-            return self._run(content, styles, settings, init_image, callback, _stop_function(stop), plan)
+            return self._run(content, styles, settings, init_image, callback, _stop_function(stop), plan, penalty)
 
     def _blas_threads(self):
         if not self.threads:
@@ -242,7 +265,7 @@ class Stylizer:
         from threadpoolctl import threadpool_limits
         return threadpool_limits(limits=self.threads)
 
-    def _run(self, content, styles, settings, init_image, callback, stop, plan) -> Outcome:
+    def _run(self, content, styles, settings, init_image, callback, stop, plan, penalty) -> Outcome:
         start = time.perf_counter()
         content = _check_image(content, "the content image")
         styles = [_check_image(s, f"style image {i + 1}") for i, s in enumerate(styles)]
@@ -271,7 +294,7 @@ class Stylizer:
             self._features.clear()
             release_memory()
 
-        step = self.step(plan)
+        step = self.step(plan) if penalty is None else _with_penalty(self.step(plan), penalty)
         optimizer = lbfgs if settings.optimizer == "lbfgs" else adam
         options = {} if settings.optimizer == "lbfgs" else {"lr": settings.learning_rate}
         loss_weights = (settings.content_weight, settings.style_weight, settings.tv_weight)
@@ -329,7 +352,8 @@ class Stylizer:
 
 
 def stylize(content, styles, settings: Settings = DEFAULTS, *, weights=None, provider: str = "auto",
-            store: ArtifactStore | None = None, init_image=None, callback=None, stop=None, log=None) -> Outcome:
+            store: ArtifactStore | None = None, init_image=None, callback=None, stop=None, log=None,
+            penalty=None) -> Outcome:
     """One run with an engine made for it and dropped after (see ``Stylizer``)."""
     return Stylizer(weights, provider=provider, store=store, lean=True, log=log).run(
-        content, styles, settings, init_image=init_image, callback=callback, stop=stop)
+        content, styles, settings, init_image=init_image, callback=callback, stop=stop, penalty=penalty)

@@ -198,3 +198,22 @@ def test_a_child_reports_its_own_peak_memory_not_its_parents():
     assert own < 200, own
     if sys.platform.startswith("linux"):
         assert inherited > 500   # what the benchmarks used to report
+
+
+@pytest.mark.parametrize("engine", ["tf", "ort"])
+def test_a_pixel_penalty_joins_the_objective_of_either_engine(stylizer, content_image, style_image, engine):
+    """A pull toward mid-grey that outweighs the style: the picture ends nearer grey than without it, and its value is reported."""
+    settings = Settings(size=48, scales=1, iterations=8, step_engine=engine)
+    seen = []
+
+    def penalty(x):
+        diff = x - 0.5
+        return 1e8 * float(np.sum(diff * diff)), 2e8 * diff
+
+    free = stylizer.run(content_image, [style_image], settings)
+    pulled = stylizer.run(content_image, [style_image], settings, penalty=penalty,
+                          callback=lambda p: seen.append(p.parts["penalty"]))
+    distance = lambda out: float(np.abs(out.image.astype(np.float32) - 127.5).mean())  # noqa: E731
+    assert len(seen) == 8 and seen[-1] < seen[0]
+    assert distance(pulled) < 0.5 * distance(free)
+    assert pulled.parts["penalty"] in seen
