@@ -13,9 +13,9 @@ import sys
 import threading
 from pathlib import Path
 
+from engine.metadata import VERSION as __version__
 from engine.settings import DEFAULTS, SettingsError
 
-__version__ = "0.1.0"
 # settings fields whose flag is not --field-name
 FLAGS = {"style_blend": "--style-weights", "jit": "--no-xla", "winograd": "--no-winograd", "step_engine": "--step-engine"}
 
@@ -186,10 +186,9 @@ def cmd_stylize(args) -> int:
             return _error("interrupted before the first evaluation: no picture written", 130)
     finally:
         ctrl_c.close()
-    metadata = {"Software": f"nst {__version__}", "nst.settings": json.dumps(
-        {**outcome.settings, "content": str(content_path), "style": [str(p) for p in style_paths],
-         **({"init_image": str(args.init)} if init_image is not None else {})}),
-        "nst.targets": outcome.targets, "nst.step": outcome.step, "nst.weights": outcome.weights}
+    from engine.metadata import picture_metadata
+    metadata = picture_metadata(outcome, content=str(content_path), style=[str(p) for p in style_paths],
+                                **({"init_image": str(args.init)} if init_image is not None else {}))
     save_image(outcome.image, output, metadata)
     h, w = outcome.image.shape[:2]
     status = "interrupted, best image so far" if outcome.interrupted else "done"

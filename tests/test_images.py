@@ -82,3 +82,15 @@ def test_save_is_atomic_and_keeps_metadata(tmp_path):
     with pytest.raises(ImageError, match="unsupported output type"):
         save_image(np.zeros((8, 8, 3)), tmp_path / "out.gif")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png"]
+
+
+def test_settings_read_back_from_a_picture_and_not_from_other_files(tmp_path):
+    from types import SimpleNamespace
+
+    from engine.metadata import picture_metadata, read_settings
+    outcome = SimpleNamespace(settings={"size": 64}, targets="t", step="s", weights="w")
+    path = save_image(np.zeros((4, 4, 3), np.uint8), tmp_path / "a.png", picture_metadata(outcome, content="c.jpg"))
+    assert read_settings(path) == {"size": 64, "content": "c.jpg"}
+    (tmp_path / "cut.png").write_bytes(path.read_bytes()[:40])
+    save_image(np.zeros((4, 4, 3), np.uint8), tmp_path / "plain.png")
+    assert [read_settings(tmp_path / n) for n in ("cut.png", "plain.png", "none.png")] == [None, None, None]
