@@ -136,7 +136,7 @@ def _settings(args):
         style_blend=_number_list(args.style_weights) if args.style_weights else (),
         preserve_colors=args.preserve_colors, style_colors=args.style_colors,
         scale_iterations=_int_list(args.scale_iterations, "--scale-iterations") if args.scale_iterations else (),
-        targets=args.targets, step_engine=args.step_engine,
+        memory_limit=args.memory_limit, tile=args.tile, targets=args.targets, step_engine=args.step_engine,
         jit=not args.no_xla, winograd=not args.no_winograd)
 
 
@@ -348,6 +348,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "where its mask is white (resized to the content when its size differs)")
     p.add_argument("--content-mask", metavar="FILE",
                    help="greyscale: the content is kept where it is white and may go where it is black")
+    p.add_argument("--memory-limit", type=int, default=DEFAULTS.memory_limit, metavar="MB",
+                   help="memory the run may use; a scale that would need more runs in overlapping tiles (with "
+                        "Adam), and a picture that cannot fit even so is refused with the size that would "
+                        "(default: 3/4 of the memory available at the start)")
+    p.add_argument("--tile", type=int, default=DEFAULTS.tile, metavar="PX",
+                   help="run the scales larger than PX in tiles of PX (a multiple of 16; default: only as the "
+                        "memory limit needs)")
     p.add_argument("--save-every", type=int, default=0, metavar="N", help="also save every N-th iteration")
     p.add_argument("--targets", choices=("ort", "tf"), default=DEFAULTS.targets,
                    help="backend for the style Grams and content features (ONNX Runtime once exported and "

@@ -116,6 +116,9 @@ class Settings:
     style_colors: bool = False      # recolour the content to the style's colours before the run
     targets: str = "ort"            # ort | tf: which backend computes the Gram and content targets
     step_engine: str = "auto"       # auto (ort on CUDA, else tf) | tf (GradientTape) | ort (the exported step)
+    memory_limit: int = 0           # MB a run may use; above it the last scales run in tiles (0: 3/4 of
+                                    # the memory available when the run is planned)
+    tile: int = 0                   # px: scales larger than this run in tiles of it (0: only as memory needs)
     jit: bool = True                # XLA-compile the TensorFlow step
     winograd: bool = True           # ORT step on the CPU: Winograd F(4x4, 3x3) from block 3 on
 
@@ -139,7 +142,7 @@ class Settings:
                 isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in self.scale_iterations):
             raise SettingsError("scale_iterations", f"must be whole numbers of at least 1, not {self.scale_iterations!r}")
         set_("scale_iterations", tuple(self.scale_iterations))
-        for name in ("size", "iterations", "scales", "min_size", "seed"):
+        for name in ("size", "iterations", "scales", "min_size", "seed", "memory_limit", "tile"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise SettingsError(name, f"must be a whole number, not {value!r}")
@@ -178,6 +181,10 @@ class Settings:
         if any(not math.isfinite(w) or w < 0 for w in self.style_blend) or (
                 self.style_blend and sum(self.style_blend) <= 0):
             raise SettingsError("style_blend", "must be non-negative with a positive sum")
+        if self.tile and (self.tile < 64 or self.tile % 16):
+            raise SettingsError("tile", f"must be 0 (by memory) or a multiple of 16 from 64 px, not {self.tile}")
+        if self.memory_limit < 0:
+            raise SettingsError("memory_limit", f"must not be negative, not {self.memory_limit}")
         if self.seed < 0:
             raise SettingsError("seed", f"must not be negative, not {self.seed}")
         if self.scales < 1:

@@ -26,7 +26,8 @@ import numpy as np
 from models.vgg19 import min_side
 
 from .colors import color_statistics, match_colors, mixed_statistics
-from .images import as_float, preserve_colors, resize_exact, resize_float, resize_longest, to_uint8
+from .images import (as_float, preserve_colors, resize_exact, resize_field, resize_float, resize_longest,
+                     to_uint8)
 from .masks import mask_from_image
 from .memory import release_memory
 from .optimize import adam, lbfgs
@@ -35,6 +36,7 @@ from .settings import DEFAULTS, Settings, SettingsError
 from .spec import FeatureSpec, StepSpec
 from .store import ArtifactStore
 from .targets import blend_grams, style_grams
+from .tiles import TiledStep, tiled_grams
 
 
 GRAM_CACHE = 16   # style images' Grams a held engine remembers (a 512 px painting's: 2.6 MB)
@@ -83,6 +85,7 @@ class Plan:
     feature_spec: FeatureSpec
     feature_model: Path | None   # the exported feature extractor (targets by ONNX Runtime)
     step_graph: Path | None      # the exported step graph (step by ONNX Runtime)
+    tiles: tuple = ()            # tile side of each scale; 0: the whole picture at once
 
 
 def _stop_function(stop) -> Callable[[], bool] | None:
@@ -166,8 +169,32 @@ class Stylizer:
         if engine == "auto":
             engine = "ort" if self._runs_on_cuda(feature_model, spec) and settings.pooling == "avg" else "tf"
         step_graph = self.store.step_graph(self._step_spec(settings, spec)) if engine == "ort" else None
-        return Plan(settings, tuple(s for s, _ in schedule), tuple(n for _, n in schedule), engine, spec,
-                    feature_model, step_graph)
+        shapes = tuple(s for s, _ in schedule)
+        return Plan(settings, shapes, tuple(n for _, n in schedule), engine, spec, feature_model, step_graph,
+                    self._tiles(settings, engine, shapes))
+
+    def _tiles(self, settings: Settings, engine: str, shapes) -> tuple:
+        """The tile side of each scale (0: the whole picture at once) within the memory limit;
+        a picture that cannot fit even in tiles is refused, with the size that would."""
+        from .memory import available_mb
+        from .tiles import MIN_TILE, choose_tile, fits, tiled_estimate_mb
+        limit = settings.memory_limit or 0.75 * available_mb()
+        if settings.tile:   # asked for: the scales larger than the tile run in tiles of it
+            return tuple(settings.tile if max(h, w) > settings.tile else 0 for h, w in shapes)
+        tiles = tuple(choose_tile(engine, h, w, limit) for h, w in shapes)
+        if None in tiles:
+            h, w = shapes[-1]
+            size = settings.size
+            while size > 16 and not fits(engine, round(h * size / settings.size), round(w * size / settings.size),
+                                         limit):
+                size = int(size * 0.95)
+            raise SettingsError("size", f"{settings.size} needs about {tiled_estimate_mb(engine, h, w, MIN_TILE):.0f} MB "
+                                        f"even in tiles, over the memory limit of {limit:.0f} MB; "
+                                        + (f"--size {size} fits" if size > 16 else "no size fits"))
+        for (h, w), tile in zip(shapes, tiles):
+            if tile:
+                self.log(f"{w}x{h}: over the {limit:.0f} MB memory limit at once; in tiles of {tile} px, with Adam")
+        return tiles
 
     def _shapes(self, settings: Settings, content_hw, smallest: int) -> list[tuple[tuple[int, int], int]]:
         """((h, w), evaluations) of each scale; scales whose shorter side the deepest layer cannot
@@ -302,9 +329,13 @@ class Stylizer:
         for shape in plan.shapes:
             content_s = as_float(resize_exact(content, shape))
             style_size = max(16, round(max(shape) * settings.style_scale))
-            grams = [self._style_grams(features, settings, plan, style, style_size) for style in styles]
-            bound = {"image_shape": shape, "content_targets": (
-                _pick(features(content_s[None]), settings.content_layers) if settings.content_layers else {})}
+            tile = plan.tiles[len(scales)] if plan.tiles else 0
+            grams = [self._style_grams(features, settings, plan, style, style_size, tile) for style in styles]
+            if tile:   # content targets tile by tile, as the loop goes
+                bound = {"image_shape": shape, "content_image": content_s}
+            else:
+                bound = {"image_shape": shape, "content_targets": (
+                    _pick(features(content_s[None]), settings.content_layers) if settings.content_layers else {})}
             if masks:   # each style its own region, its Grams its own target
                 bound.update(gram_targets={n: np.stack([g[n] for g in grams]) for n in settings.style_layers},
                              style_masks=np.stack([mask_from_image(m, shape) for m in masks]),
@@ -314,20 +345,29 @@ class Stylizer:
             if content_mask is not None:
                 bound["content_mask"] = mask_from_image(content_mask, shape)
             scales.append((shape, content_s, bound))
-        del features
-        if self.lean:
-            self._features.clear()
-            release_memory()
+        tiled = any(plan.tiles)
+        if not tiled:
+            del features
+            if self.lean:
+                self._features.clear()
+                release_memory()
 
-        step = self.step(plan) if penalty is None else _with_penalty(self.step(plan), penalty)
-        optimizer = lbfgs if settings.optimizer == "lbfgs" else adam
-        options = {} if settings.optimizer == "lbfgs" else {"lr": settings.learning_rate}
+        whole = self.step(plan)
         loss_weights = (settings.content_weight, settings.style_weight, settings.tv_weight)
-        image, best, evaluations = None, None, 0
+        image, best, evaluations, adam_state = None, None, 0, None
         for index, (shape, content_s, bound) in enumerate(scales):
+            tile = plan.tiles[index] if plan.tiles else 0
+            step = TiledStep(whole, features, tile=tile, seed=settings.seed) if tile else whole
+            if penalty is not None:
+                step = _with_penalty(step, penalty)
             x0 = self._start(image, shape, content_s, settings, init_image)
             step.bind_targets(**bound, style_layers=settings.style_layers, content_layers=settings.content_layers,
                               loss_weights=loss_weights)
+            if settings.optimizer == "lbfgs" and not tile:
+                optimizer, options = lbfgs, {}
+            else:   # Adam, going on from the previous scale's moments
+                optimizer = adam
+                options = {"lr": settings.learning_rate, "state": _resized(adam_state, shape)}
 
             def report(i, loss, parts, x, seconds, index=index, shape=shape):
                 if callback:
@@ -342,6 +382,7 @@ class Stylizer:
                 best.interrupted = True
                 break
             image, best = result.image, result
+            adam_state = result.state if optimizer is adam else None
             if result.interrupted:
                 break
         output = to_uint8(image)
@@ -350,7 +391,8 @@ class Stylizer:
         return Outcome(output, best.loss, best.parts, evaluations, time.perf_counter() - start, best.interrupted,
                        targets_by, step.describe(), self.weights.source, settings.to_dict())
 
-    def _style_grams(self, features, settings: Settings, plan: Plan, style: np.ndarray, size: int) -> dict:
+    def _style_grams(self, features, settings: Settings, plan: Plan, style: np.ndarray, size: int,
+                     tile: int = 0) -> dict:
         """A style image's Grams at ``size``, remembered: a held engine often applies one painting to
         many photographs (a batch, a server's users), and this is half the targets' work."""
         key = (settings.targets, plan.feature_spec, hashlib.sha1(style.tobytes()).hexdigest(), style.shape, size,
@@ -360,7 +402,10 @@ class Stylizer:
         if key in self._grams:
             self._grams.move_to_end(key)
         else:
-            self._grams[key] = style_grams(features, as_float(resize_longest(style, size)), settings.style_layers)
+            resized = as_float(resize_longest(style, size))
+            self._grams[key] = (tiled_grams(features, resized, settings.style_layers, tile)
+                                if tile and max(resized.shape[:2]) > tile
+                                else style_grams(features, resized, settings.style_layers))
             while len(self._grams) > GRAM_CACHE:
                 self._grams.popitem(last=False)
         return self._grams[key]
@@ -393,6 +438,14 @@ class Stylizer:
         if settings.init == "noise":
             return np.random.default_rng(settings.seed).random((1, *shape, 3), dtype=np.float32)
         return as_float(resize_exact(init_image, shape))[None]
+
+
+def _resized(state, shape):
+    """Adam's moments brought to the next scale's size (the second moment stays non-negative)."""
+    if state is None:
+        return None
+    from .optimize import AdamState
+    return AdamState(resize_field(state.m, shape), np.maximum(resize_field(state.v, shape), 0), state.t)
 
 
 def stylize(content, styles, settings: Settings = DEFAULTS, *, weights=None, provider: str = "auto",
