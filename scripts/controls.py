@@ -38,7 +38,7 @@ def _row(images, height: int) -> np.ndarray:
 
 
 def masks(args) -> str:
-    """The Starry Night in the sky, The Scream below: one mask each (a soft horizontal split)."""
+    """The Starry Night on the left, The Scream on the right: one mask each, blended across the middle fifth."""
     content = load_image(examples_dir() / "content" / "astronaut.jpg")
     styles = [load_image(examples_dir() / "style" / n) for n in ("starry_night.jpg", "the_scream.jpg")]
     h, w = resize_longest(content, args.size).shape[:2]
