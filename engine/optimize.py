@@ -112,7 +112,7 @@ def adam(f, x0, iterations, *, lr=0.02, beta1=0.9, beta2=0.999, eps=1e-8, averag
     return result
 
 
-def lbfgs(f, x0, iterations, *, history=20, first_step=0.05, callback=None, stop=None) -> Result:
+def lbfgs(f, x0, iterations, *, history=20, first_step=0.05, pairs=None, callback=None, stop=None) -> Result:
     """Projected L-BFGS in float32: pixels that sit on a bound with the gradient pushing out of
     [0, 1] are held, the others move along the L-BFGS direction, and each trial point is
     projected back into the box (backtracking until the Armijo condition holds). This differs
@@ -121,11 +121,16 @@ def lbfgs(f, x0, iterations, *, history=20, first_step=0.05, callback=None, stop
     against ~10 ms for this; both reach the same costs (tests/test_optimize.py, docs/BENCHMARKS.md).
 
     ``first_step``: the largest pixel change of the very first trial, where there is no curvature
-    yet to size the step (a unit step along the raw gradient overshoots by orders of magnitude)."""
+    yet to size the step (a unit step along the raw gradient overshoots by orders of magnitude).
+    ``pairs``: curvature pairs ``(s, y)`` to start from (the previous scale's, resized); the
+    result's ``state`` holds this run's."""
     shape = np.shape(x0)
     tracker = _Tracker(f, iterations, callback, stop)
     x = np.clip(np.asarray(x0, np.float32), 0, 1).reshape(-1)
-    pairs: deque = deque(maxlen=history)   # (s, y, 1 / s.y), oldest first
+    given = [(np.ascontiguousarray(a, np.float32).reshape(-1), np.ascontiguousarray(b, np.float32).reshape(-1))
+             for a, b in (pairs or [])]
+    pairs = deque(((a, b, 1.0 / sdot(a, b)) for a, b in given if sdot(a, b) > 1e-10 * sdot(b, b)),
+                  maxlen=history)   # (s, y, 1 / s.y), oldest first
 
     def evaluate(point):
         loss, grad = tracker(point.reshape(shape))
@@ -166,8 +171,13 @@ def lbfgs(f, x0, iterations, *, history=20, first_step=0.05, callback=None, stop
     except _Budget:
         pass
     except (_Stop, KeyboardInterrupt):
-        return tracker.result(interrupted=True)
-    return tracker.result()
+        return _with_state(tracker.result(interrupted=True), pairs, shape)
+    return _with_state(tracker.result(), pairs, shape)
+
+
+def _with_state(result: Result, pairs, shape) -> Result:
+    result.state = [(s.reshape(shape), y.reshape(shape)) for s, y, _ in pairs]
+    return result
 
 
 def sdot(a: np.ndarray, b: np.ndarray) -> float:

@@ -354,7 +354,7 @@ class Stylizer:
 
         whole = self.step(plan)
         loss_weights = (settings.content_weight, settings.style_weight, settings.tv_weight)
-        image, best, evaluations, adam_state = None, None, 0, None
+        image, best, evaluations, adam_state, carried = None, None, 0, None, None
         for index, (shape, content_s, bound) in enumerate(scales):
             tile = plan.tiles[index] if plan.tiles else 0
             step = TiledStep(whole, features, tile=tile, seed=settings.seed) if tile else whole
@@ -364,7 +364,7 @@ class Stylizer:
             step.bind_targets(**bound, style_layers=settings.style_layers, content_layers=settings.content_layers,
                               loss_weights=loss_weights)
             if settings.optimizer == "lbfgs" and not tile:
-                optimizer, options = lbfgs, {}
+                optimizer, options = lbfgs, {"pairs": _resized_pairs(carried, shape) if CARRY_PAIRS else None}
             else:   # Adam, going on from the previous scale's moments
                 optimizer = adam
                 options = {"lr": settings.learning_rate, "state": _resized(adam_state, shape)}
@@ -383,6 +383,7 @@ class Stylizer:
                 break
             image, best = result.image, result
             adam_state = result.state if optimizer is adam else None
+            carried = result.state if optimizer is lbfgs else None
             if result.interrupted:
                 break
         output = to_uint8(image)
@@ -438,6 +439,16 @@ class Stylizer:
         if settings.init == "noise":
             return np.random.default_rng(settings.seed).random((1, *shape, 3), dtype=np.float32)
         return as_float(resize_exact(init_image, shape))[None]
+
+
+import os
+CARRY_PAIRS = bool(os.environ.get("NST_CARRY_PAIRS"))
+
+
+def _resized_pairs(pairs, shape):
+    if not pairs:
+        return None
+    return [(resize_field(s, shape), resize_field(y, shape)) for s, y in pairs]
 
 
 def _resized(state, shape):
