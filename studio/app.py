@@ -45,6 +45,8 @@ def create_app(studio: Studio, *, max_upload_mb: int = MAX_UPLOAD_MB) -> FastAPI
     _errors(app, max_upload_mb)
     limit = max_upload_mb * 2 ** 20
 
+    app.add_middleware(UploadLimit, limit=limit, detail=f"the upload is larger than the {max_upload_mb} MB limit")
+
     @app.middleware("http")
     async def headers(request: Request, call_next):
         response = await call_next(request)
@@ -167,6 +169,23 @@ def create_app(studio: Studio, *, max_upload_mb: int = MAX_UPLOAD_MB) -> FastAPI
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     _docs(app)
     return app
+
+
+class UploadLimit:
+    """A request that announces a body over the limit is answered 413 in one line of JSON before any
+    of it is read. (The route's own ``max_body_size`` still stops a body that does not announce its
+    length, answering in Starlette's plain text.)"""
+
+    def __init__(self, app, limit: int, detail: str):
+        self.app, self.limit, self.detail = app, limit, detail
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["method"] == "POST":
+            length = dict(scope["headers"]).get(b"content-length", b"")
+            if length.isdigit() and int(length) > self.limit:
+                response = JSONResponse({"detail": self.detail}, status_code=413, headers={"Connection": "close"})
+                return await response(scope, receive, send)
+        return await self.app(scope, receive, send)
 
 
 def _docs(app: FastAPI) -> None:
