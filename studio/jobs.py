@@ -2,7 +2,7 @@
 runs one job at a time, and a preview thread encodes the picture as it forms.
 
 The engine's callback is the hot path: it only records numbers and, at most once per
-``preview_interval``, hands a copy of the image to the preview thread, which does the colour work,
+a second, hands a copy of the image to the preview thread, which does the colour work,
 the PNG encoding and the file write. Every state change is written to the ``JobStore`` first, so
 a restart finds each finished job and its picture."""
 from __future__ import annotations
@@ -27,7 +27,7 @@ from .store import JobStore
 
 log = logging.getLogger("studio")
 FINISHED = ("done", "cancelled", "failed")
-PREVIEW_INTERVAL = 0.8   # s: "about once a second", evaluations landing just after the mark included
+PREVIEW_INTERVAL = 1.0   # s: at least one preview this often, as far as the evaluations' pace allows
 
 
 class QueueFull(Exception):
@@ -56,6 +56,9 @@ class Job:
     progress: dict = field(default_factory=dict)
     preview: int = 0               # how many previews were written: a page reloads the picture when it grows
     version: int = 0               # grows with every change a follower should hear about
+    # CPU s the server spent on this job besides the engine, one sum per thread that adds to it
+    callback_seconds: float = 0.0  # the worker, in the engine's callback
+    preview_seconds: float = 0.0   # the preview thread: colour, PNG, file
     stop: threading.Event = field(default_factory=threading.Event)
 
     def changed(self) -> None:
@@ -99,6 +102,7 @@ class Previews:
 
     def write(self, job: Job, image: np.ndarray) -> None:
         from PIL import Image
+        begin = time.perf_counter()
 
         from engine.images import preserve_colors, resize_exact, to_uint8
         picture = to_uint8(image)
@@ -110,6 +114,7 @@ class Previews:
         with atomic_path(self.folder / f"{job.id}.png") as tmp:
             Path(tmp).write_bytes(data.getvalue())
         job.preview += 1
+        job.preview_seconds += time.thread_time() - begin
         job.changed()
 
     def close(self) -> None:
@@ -234,6 +239,7 @@ class Studio:
                 "started": job.started, "finished": job.finished, "settings": job.settings.to_dict(),
                 "sources": job.sources, "error": job.error, "progress": dict(job.progress),
                 "preview": job.preview, "result": job.result is not None,
+                "overhead": {"callback": round(job.callback_seconds, 4), "previews": round(job.preview_seconds, 4)},
                 "stopping": job.stop.is_set() and job.state == "running"}
 
     def _row_view(self, row: dict) -> dict:
@@ -242,7 +248,7 @@ class Studio:
         return {"id": row["id"], "state": row["state"], "position": None, "created": row["created"],
                 "started": row["started"], "finished": row["finished"], "settings": row["settings"],
                 "sources": row["sources"], "error": row["error"], "progress": progress, "preview": 0,
-                "result": row["result"] is not None, "stopping": False}
+                "result": row["result"] is not None, "overhead": None, "stopping": False}
 
     def _changed_positions(self) -> None:
         for job in self.waiting:
@@ -306,9 +312,10 @@ class Studio:
         iterations = job.settings.iterations
         pixels = [h * w for h, w in plan.shapes]
         work_total = iterations * sum(pixels)   # evaluations weighted by their pixels: later scales cost more
-        state = {"count": 0, "work": 0, "first": None, "next_preview": 0.0}
+        state = {"count": 0, "work": 0, "first": None, "last_preview": -math.inf}
 
         def on_progress(p) -> None:
+            begin = time.thread_time()
             state["count"] += 1
             state["work"] += pixels[p.scale]
             if state["first"] is None:   # when the first evaluation began: the loop's clock
@@ -321,9 +328,12 @@ class Studio:
                 "left": (work_total - state["work"]) * loop_seconds / state["work"]}
             job.changed()
             now = time.perf_counter()
-            if now >= state["next_preview"]:
-                state["next_preview"] = now + self.preview_interval
+            # a preview now if waiting for the next evaluation would leave more than the interval
+            # since the last one: about once a second when evaluations are quick, every one when slow
+            if now - state["last_preview"] + p.evaluation_seconds >= self.preview_interval:
+                state["last_preview"] = now
                 self.previews.offer(job, p.image.copy())   # the optimizer reuses its array
+            job.callback_seconds += time.thread_time() - begin
 
         try:
             outcome = stylizer.run(job.content, job.styles, job.settings, callback=on_progress, stop=job.stop,
