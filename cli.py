@@ -255,8 +255,10 @@ def cmd_serve(args) -> int:
     studio = Studio(data, workers=args.workers, queue_size=args.queue, threads=args.threads, provider=args.provider,
                     warm=not args.no_warm)
     print(f"nst studio: http://{args.host}:{args.port}/ (data in {data}; the API at /docs)", flush=True)
+    # a followed job's event stream stays open while it runs: on Ctrl-C give streams 3 s, then stop the
+    # jobs (a running one keeps its best picture)
     uvicorn.run(create_app(studio, max_upload_mb=args.max_upload_mb), host=args.host, port=args.port,
-                log_level="warning")
+                log_level="warning", timeout_graceful_shutdown=3)
     return 0
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import platform
 import socket
 import statistics
 import subprocess
@@ -26,16 +25,10 @@ from pathlib import Path
 import requests
 from PIL import Image
 
+from bench.machine import cpu
+
 ROOT = Path(__file__).resolve().parent.parent
 JOB = {"size": "256", "scales": "1", "iterations": "60", "step_engine": "ort"}
-
-
-def cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        return next(line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or "unknown"
 
 
 class Server:
@@ -173,7 +166,7 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="the engine's CPU threads, server and direct alike")
     parser.add_argument("--json", metavar="FILE")
     args = parser.parse_args(argv)
-    result = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cpu": cpu_model(), "job": JOB}
+    result = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cpu": cpu(), "job": JOB}
     with tempfile.TemporaryDirectory() as data:
         server = Server(Path(data), args.threads)
         try:

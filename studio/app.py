@@ -85,7 +85,7 @@ def create_app(studio: Studio, *, max_upload_mb: int = MAX_UPLOAD_MB) -> FastAPI
         """Checks the settings and the images (the CLI's own checks) and queues the job: 202 with the
         job, 422 for a setting, 400 for an image file, 413 for an upload over the limit, 429 with
         Retry-After when the line is full."""
-        if len(studio.waiting) >= studio.queue_size:   # refused before reading any picture
+        if len(studio.waiting) >= studio.queue_size:   # refused before any picture is decoded
             raise QueueFull(studio.retry_after())
         try:
             extra = json.loads(settings) if settings else None
