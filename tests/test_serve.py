@@ -232,3 +232,21 @@ def test_the_page_and_the_api_docs_are_served_from_this_machine(server):
     paths = requests.get(server.url("/openapi.json"), timeout=10).json()["paths"]
     assert {"/api/jobs", "/api/jobs/{job_id}", "/api/jobs/{job_id}/events", "/api/jobs/{job_id}/image",
             "/api/jobs/{job_id}/cancel"} <= set(paths)
+
+
+def test_stopping_the_server_stops_its_running_job_keeping_the_picture(tmp_path, weights):
+    first = Server(tmp_path / "data", "--no-warm")
+    try:
+        running = first.submit(**LONG).json()
+        stream, _ = run_until(first, running["id"], 1)   # its event stream stays open
+        first.close()   # SIGTERM; uvicorn shuts down, then raises the signal again for its exit status
+        assert first.process.returncode in (0, -15)
+    finally:
+        first.close(kill=True)
+    second = Server(tmp_path / "data", "--no-warm")
+    try:
+        stopped = second.job(running["id"])
+        assert stopped["state"] == "cancelled" and stopped["result"], stopped
+        assert requests.get(second.url(f"/api/jobs/{running['id']}/image"), timeout=10).ok
+    finally:
+        second.close()
