@@ -3,7 +3,8 @@
     NST_CACHE_DIR=~/.cache/nst-tests python scripts/studio_screenshot.py [docs/studio.png]
 
 A server on a free loopback port with a data folder of its own; the page is driven as a person
-would: a bundled photograph, two paintings blended 0.7 / 0.3, Go, then the picture part-way."""
+would: a bundled photograph, two paintings blended 0.7 / 0.3, Go, then the picture part-way (two
+small pictures made first through the API fill the history)."""
 import sys
 import tempfile
 import time
@@ -14,7 +15,7 @@ sys.path.insert(0, str(ROOT))
 
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
 
-from bench.serve import Server  # noqa: E402
+from bench.serve import Server, follow  # noqa: E402
 
 CHROMIUM = "/usr/lib/chromium/chromium-headless-shell"
 
@@ -23,6 +24,13 @@ def main(out: str = str(ROOT / "docs" / "studio.png")) -> int:
     with tempfile.TemporaryDirectory() as data:
         server = Server(Path(data), threads=2)
         try:
+            import requests
+            for content, style in (("astronaut.jpg", "composition_vii.jpg"), ("coffee.jpg", "the_scream.jpg")):
+                job = requests.post(server.base + "/api/jobs", timeout=60, data={
+                    "content_name": content, "style_name": style, "size": "192", "scales": "1",
+                    "iterations": "30", "step_engine": "ort"}).json()
+                for _ in follow(server.base, job["id"]):   # earlier pictures, for the history
+                    pass
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
                     "--no-sandbox", "--disable-dev-shm-usage",
