@@ -41,7 +41,6 @@ def create_app(studio: Studio, *, max_upload_mb: int = MAX_UPLOAD_MB) -> FastAPI
     app = FastAPI(title="nst studio", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Neural style transfer jobs: submit pictures and settings, follow the picture as it "
                               "forms, stop it, fetch the result. Errors are `{\"detail\": \"one line\"}`.")
-    app.state.studio = studio
     _errors(app, max_upload_mb)
     limit = max_upload_mb * 2 ** 20
 

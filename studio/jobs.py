@@ -1,9 +1,9 @@
 """The job queue: jobs wait in a bounded line, each worker thread holds one engine (``Stylizer``) and
 runs one job at a time, and a preview thread encodes the picture as it forms.
 
-The engine's callback is the hot path: it only records numbers and, at most once per
-a second, hands a copy of the image to the preview thread, which does the colour work,
-the PNG encoding and the file write. Every state change is written to the ``JobStore`` first, so
+The engine's callback is the hot path: it only records numbers and, about once a second (after
+every evaluation when they are slower), hands a copy of the image to the preview thread, which
+does the colour work, the PNG encoding and the file write. Every state change is written to the ``JobStore`` first, so
 a restart finds each finished job and its picture."""
 from __future__ import annotations
 
@@ -152,8 +152,6 @@ class Studio:
         self._lock = threading.Condition()
         self._closing = False
         self.previews = Previews(self.previews_dir)
-        self.ready = threading.Event()   # every engine loaded (and warmed)
-        self._ready_count = 0
         self._workers = [threading.Thread(target=self._work, name=f"studio-worker-{i}", daemon=True)
                          for i in range(workers)]
         for thread in self._workers:
@@ -176,7 +174,8 @@ class Studio:
 
     def retry_after(self) -> int:
         """Seconds until a place in the line is likely free: the soonest end of a running job."""
-        left = [j.progress.get("left") for j in self.running.values()]
+        with self._lock:
+            left = [j.progress.get("left") for j in self.running.values()]
         left = [s for s in left if s is not None]
         return max(1, math.ceil(min(left))) if left else 5
 
@@ -266,7 +265,10 @@ class Studio:
             # 64 px picture with the page's default engine, not on the first person's job
             from engine.images import bundled, load_image
             picture = load_image(bundled("content")[0])[:64, :64]
-            stylizer.run(picture, [picture], Settings(size=64, scales=1, iterations=1, step_engine="ort"))
+            try:
+                stylizer.run(picture, [picture], Settings(size=64, scales=1, iterations=1, step_engine="ort"))
+            except Exception as exc:   # jobs may still run (another engine, or the error again, per job)
+                log.warning("warming the engine failed: %s", _one_line(exc))
         return stylizer
 
     def _work(self) -> None:
@@ -276,10 +278,6 @@ class Studio:
         except Exception as exc:   # every job then fails with this line, and the server still answers
             log.exception("the engine did not load")
             failure = f"the engine did not load: {_one_line(exc)}"
-        with self._lock:
-            self._ready_count += 1
-            if self._ready_count == len(self._workers):
-                self.ready.set()
         while True:
             with self._lock:
                 while not self.waiting and not self._closing:
