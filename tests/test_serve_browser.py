@@ -100,3 +100,12 @@ def test_a_bad_file_shows_its_one_line_on_the_page(server, page, tmp_path):
     expect(message).to_have_class("error")
     expect(message).to_contain_text("broken.jpg: the file is damaged or truncated")
     expect(page.locator("#go")).to_be_enabled()
+
+
+def test_the_api_docs_render_from_this_machine(server, page):
+    page.goto(server.base + "/docs")
+    sync_api.expect(page.locator(".opblock-summary-path").first).to_be_visible(timeout=20_000)
+    paths = page.locator(".opblock-summary-path").all_inner_texts()
+    assert any("/api/jobs/{job_id}/events" in p.replace("\u200b", "") for p in paths), paths
+    outside = [u for u in page.requests if not u.startswith((server.base + "/", "blob:", "data:"))]
+    assert not outside, outside
