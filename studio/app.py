@@ -39,6 +39,10 @@ def create_app(studio: Studio, *, max_upload_mb: int = MAX_UPLOAD_MB) -> FastAPI
         await asyncio.to_thread(studio.close)
 
     app = FastAPI(title="nst studio", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
+                  # FastAPI's OpenTelemetry off, its exporters too (FASTAPI_OTEL_AUTO_CONFIGURE would add
+                  # them): nothing leaves the machine, and a request costs no spans
+                  telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False,
+                             "auto_configure": False},
                   description="Neural style transfer jobs: submit pictures and settings, follow the picture as it "
                               "forms, stop it, fetch the result. Errors are `{\"detail\": \"one line\"}`.")
     _errors(app, max_upload_mb)
