@@ -3,7 +3,6 @@ press Go, watch the picture change, press Stop, download the result. Nothing the
 leave the machine."""
 import io
 import json
-import os
 import time
 from pathlib import Path
 
@@ -44,10 +43,15 @@ def test_upload_go_watch_stop_and_download(server, page, tmp_path):
     photo = tmp_path / "harbour.jpg"
     with Image.open(ROOT / "examples" / "content" / "astronaut.jpg") as img:
         img.resize((96, 96)).save(photo, quality=90)
+    painting = tmp_path / "my_painting.png"
+    with Image.open(ROOT / "examples" / "style" / "the_wave.jpg") as img:
+        img.resize((96, 64)).convert("RGBA").save(painting)
 
     page.goto(server.base + "/")
     expect(page.locator("#paintings .painting")).to_have_count(4)   # the bundled paintings, listed by the API
     page.set_input_files("#content-file", str(photo))
+    page.set_input_files("#style-files", str(painting))   # blended with the bundled Starry Night, ticked
+    page.locator("#uploaded-paintings .painting input[type=number]").fill("0.5")
     page.fill("#size", "96")
     page.fill("#scales", "1")
     page.fill("#iterations", "3000")   # runs until stopped
@@ -77,11 +81,10 @@ def test_upload_go_watch_stop_and_download(server, page, tmp_path):
     caught.value.save_as(saved)
     with Image.open(saved) as img:
         assert img.size == (96, 96)
-        assert json.loads(img.text["nst.settings"])["content"] == "harbour.jpg"
+        kept = json.loads(img.text["nst.settings"])
+    assert kept["content"] == "harbour.jpg" and kept["style"] == ["style/starry_night.jpg", "my_painting.png"]
+    assert kept["style_blend"] == [1.0, 0.5]
 
-    screenshot = os.environ.get("NST_STUDIO_SCREENSHOT")   # docs/studio.png is made this way
-    if screenshot:
-        page.screenshot(path=screenshot, full_page=True)
     outside = [u for u in page.requests if not u.startswith((server.base + "/", "blob:", "data:"))]
     assert not outside, outside
 
