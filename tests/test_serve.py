@@ -9,9 +9,9 @@ import pytest
 import requests
 from PIL import Image
 
-from studio_server import ROOT, Server
+pytest.importorskip("fastapi", reason="the studio needs the web extra")
+from studio_server import ROOT, Server  # noqa: E402
 
-pytest.importorskip("fastapi")
 LONG = {"iterations": "2000"}   # a job that runs until it is stopped
 
 

@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from studio_server import ROOT, Server
+pytest.importorskip("fastapi", reason="the studio needs the web extra")
+from studio_server import ROOT, Server  # noqa: E402
 
 CHROMIUM = Path("/usr/lib/chromium/chromium-headless-shell")   # the binary, not /usr/bin's wrapper
-pytestmark = pytest.mark.skipif(not CHROMIUM.is_file(), reason=f"no {CHROMIUM} (apt-get install chromium-headless-shell)")
+pytestmark = pytest.mark.skipif(not CHROMIUM.is_file(),
+                                reason=f"no {CHROMIUM} (apt-get install chromium-headless-shell)")
 sync_api = pytest.importorskip("playwright.sync_api")
 
 
@@ -29,7 +31,8 @@ def page(server):
         browser = p.chromium.launch(
             executable_path=str(CHROMIUM), headless=True,
             # the resolver rule: without it Chromium looks up Google's update and autofill hosts
-            args=["--no-sandbox", "--disable-dev-shm-usage", "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"])
+            args=["--no-sandbox", "--disable-dev-shm-usage",
+                  "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"])
         context = browser.new_context(accept_downloads=True, viewport={"width": 1280, "height": 900})
         page = context.new_page()
         page.requests = []
