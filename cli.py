@@ -250,10 +250,21 @@ def cmd_serve(args) -> int:
     except ImportError as exc:
         raise UsageError(f"serve needs the web extra (pip install -e \".[web]\"): {exc}") from None
     import logging
+    import os
+    import socket
+    import sqlite3
+    try:   # a port in use is one line and status 1, before any engine loads
+        socket.create_server((args.host, args.port)).close()
+    except OSError as exc:
+        raise OSError(f"cannot listen on {args.host}:{args.port}: {os.strerror(exc.errno) if exc.errno else exc}") \
+            from None
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
-    data = Path(args.data).expanduser() if args.data else _default_data()
-    studio = Studio(data, workers=args.workers, queue_size=args.queue, threads=args.threads, provider=args.provider,
-                    warm=not args.no_warm)
+    data = Path(args.data).expanduser()
+    try:
+        studio = Studio(data, workers=args.workers, queue_size=args.queue, threads=args.threads,
+                        provider=args.provider, warm=not args.no_warm)
+    except sqlite3.Error as exc:
+        raise OSError(f"{data}: the job store cannot be opened ({exc})") from None
     print(f"nst studio: http://{args.host}:{args.port}/ (data in {data}; the API at /docs)", flush=True)
     # a followed job's event stream stays open while it runs: on Ctrl-C give streams 3 s, then stop the
     # jobs (a running one keeps its best picture)
@@ -407,7 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "in --data across restarts.")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (this machine only by default)")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--data", help="where jobs and pictures are kept (default: ~/.cache/nst/studio)")
+    p.add_argument("--data", default=str(_default_data()), help="where jobs and pictures are kept")
     p.add_argument("--workers", type=int, default=1, help="jobs run at once, each with its own engine")
     p.add_argument("--queue", type=int, default=8, help="jobs that may wait; more are answered 429")
     p.add_argument("--threads", type=int, help="CPU threads of each engine (default: the cores shared evenly)")
