@@ -3,6 +3,9 @@ engine and real files: jobs, the order of their events, stop, the bounded line, 
 kind of bad request answered with one line of JSON."""
 import io
 import json
+import socket
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -250,3 +253,14 @@ def test_stopping_the_server_stops_its_running_job_keeping_the_picture(tmp_path,
         assert requests.get(second.url(f"/api/jobs/{running['id']}/image"), timeout=10).ok
     finally:
         second.close()
+
+
+def test_serve_on_a_port_in_use_says_so_in_one_line(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        answer = subprocess.run([sys.executable, str(ROOT / "cli.py"), "serve", "--port", str(port), "--data",
+                                 str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert answer.returncode == 1
+    assert answer.stderr.strip() == f"nst: error: cannot listen on 127.0.0.1:{port}: Address already in use"
