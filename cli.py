@@ -17,7 +17,7 @@ from engine.metadata import VERSION as __version__
 from engine.settings import DEFAULTS, SettingsError
 
 # settings fields whose flag is not --field-name
-FLAGS = {"style_blend": "--style-weights", "jit": "--no-xla", "winograd": "--no-winograd", "step_engine": "--step-engine"}
+FLAGS = {"style_blend": "--style-weights", "masks": "--mask", "jit": "--no-xla", "winograd": "--no-winograd", "step_engine": "--step-engine"}
 
 
 class UsageError(Exception):
@@ -38,6 +38,13 @@ def _number_list(text: str) -> tuple:
         return tuple(float(v) for v in text.split(",") if v.strip())
     except ValueError:
         raise UsageError(f"--style-weights {text!r} is not a comma-separated list of numbers") from None
+
+
+def _int_list(text: str, flag: str) -> tuple:
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise UsageError(f"{flag} {text!r} is not a comma-separated list of whole numbers") from None
 
 
 # -- export --------------------------------------------------------------------------------
@@ -127,7 +134,9 @@ def _settings(args):
         pooling=args.pooling, init=args.init if args.init in ("content", "noise") else "image", seed=args.seed,
         scales=args.scales, min_size=args.min_size, style_scale=args.style_scale,
         style_blend=_number_list(args.style_weights) if args.style_weights else (),
-        preserve_colors=args.preserve_colors, targets=args.targets, step_engine=args.step_engine,
+        preserve_colors=args.preserve_colors, style_colors=args.style_colors,
+        scale_iterations=_int_list(args.scale_iterations, "--scale-iterations") if args.scale_iterations else (),
+        memory_limit=args.memory_limit, tile=args.tile, targets=args.targets, step_engine=args.step_engine,
         jit=not args.no_xla, winograd=not args.no_winograd)
 
 
@@ -164,6 +173,10 @@ def cmd_stylize(args) -> int:
         content = load_image(content_path)
         styles = [load_image(path) for path in style_paths]
         init_image = load_image(args.init) if settings.init == "image" else None
+        if args.mask and len(args.mask) != len(styles):
+            raise SettingsError("masks", f"gives {len(args.mask)} mask(s) for {len(styles)} style image(s): one per style")
+        masks = [load_image(path) for path in args.mask] if args.mask else None
+        content_mask = load_image(args.content_mask) if args.content_mask else None
 
         from models.weights import load_weights
         weights = load_weights(args.weights)
@@ -181,14 +194,17 @@ def cmd_stylize(args) -> int:
                 print(f"  {path.name}")
             return 0
         try:
-            outcome = _run_with_progress(stylizer, plan, content, styles, init_image, output, ctrl_c.event, args, log)
+            outcome = _run_with_progress(stylizer, plan, content, styles, init_image, output, ctrl_c.event, args, log,
+                                         masks=masks, content_mask=content_mask)
         except Interrupted:
             return _error("interrupted before the first evaluation: no picture written", 130)
     finally:
         ctrl_c.close()
     from engine.metadata import picture_metadata
     metadata = picture_metadata(outcome, content=str(content_path), style=[str(p) for p in style_paths],
-                                **({"init_image": str(args.init)} if init_image is not None else {}))
+                                **({"init_image": str(args.init)} if init_image is not None else {}),
+                                **({"masks": args.mask} if args.mask else {}),
+                                **({"content_mask": args.content_mask} if args.content_mask else {}))
     save_image(outcome.image, output, metadata)
     h, w = outcome.image.shape[:2]
     status = "interrupted, best image so far" if outcome.interrupted else "done"
@@ -198,7 +214,7 @@ def cmd_stylize(args) -> int:
     return 130 if outcome.interrupted else 0
 
 
-def _run_with_progress(stylizer, plan, content, styles, init_image, output, stop, args, log):
+def _run_with_progress(stylizer, plan, content, styles, init_image, output, stop, args, log, **regions):
     from tqdm import tqdm
 
     from engine.images import save_image
@@ -223,7 +239,7 @@ def _run_with_progress(stylizer, plan, content, styles, init_image, output, stop
 
     try:
         return stylizer.run(content, styles, plan.settings, init_image=init_image, callback=on_progress, stop=stop,
-                            plan=plan)
+                            plan=plan, **regions)
     finally:
         if bar:
             bar.close()
@@ -358,7 +374,27 @@ def build_parser() -> argparse.ArgumentParser:
                    help="random seed (noise init); same seed, same machine, same image")
     p.add_argument("--style-scale", type=float, default=DEFAULTS.style_scale,
                    help="style image size relative to the output")
-    p.add_argument("--preserve-colors", action="store_true", help="keep the content's colours (stylize luminance only)")
+    p.add_argument("--scale-iterations", metavar="N1,N2,...",
+                   help="evaluations at each scale, coarse to fine (one count per scale; default --iterations at each)")
+    p.add_argument("--preserve-colors", nargs="?", const="luminance", default=DEFAULTS.preserve_colors,
+                   choices=("none", "luminance", "histogram"),
+                   help="keep the content's colours: luminance (the default mode: only the luminance is "
+                        "stylized, the content's chroma kept) or histogram (the style images recoloured to the "
+                        "content's colour mean and covariance before the run)")
+    p.add_argument("--style-colors", action="store_true",
+                   help="the other way round: recolour the content to the style images' colours before the run")
+    p.add_argument("--mask", nargs="+", metavar="FILE",
+                   help="spatial control: one greyscale mask per style image, in their order; each style applies "
+                        "where its mask is white (resized to the content when its size differs)")
+    p.add_argument("--content-mask", metavar="FILE",
+                   help="greyscale: the content is kept where it is white and may go where it is black")
+    p.add_argument("--memory-limit", type=int, default=DEFAULTS.memory_limit, metavar="MB",
+                   help="memory the run may use; a scale that would need more runs in overlapping tiles (with "
+                        "Adam), and a picture that cannot fit even so is refused with the size that would "
+                        "(default: 3/4 of the memory available at the start)")
+    p.add_argument("--tile", type=int, default=DEFAULTS.tile, metavar="PX",
+                   help="run the scales larger than PX in tiles of PX (a multiple of 16; default: only as the "
+                        "memory limit needs)")
     p.add_argument("--save-every", type=int, default=0, metavar="N", help="also save every N-th iteration")
     p.add_argument("--targets", choices=("ort", "tf"), default=DEFAULTS.targets,
                    help="backend for the style Grams and content features (ONNX Runtime once exported and "

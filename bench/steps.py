@@ -24,7 +24,7 @@ def step_inputs(size: int, spec, backend):
     style_layers = {n: 1 / len(SEED_STYLE_LAYERS) for n in SEED_STYLE_LAYERS}
     content_layers = {SEED_CONTENT_LAYER: 1.0}
     contents, grams = compute_targets(backend, content, [style], [1.0], style_layers, content_layers)
-    return content, {"gram_targets": grams, "content_targets": contents, "style_layers": style_layers,
+    return content, {"image_shape": content.shape[:2], "gram_targets": grams, "content_targets": contents, "style_layers": style_layers,
                      "content_layers": content_layers, "loss_weights": SEED_LOSS_WEIGHTS}
 
 

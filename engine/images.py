@@ -129,6 +129,15 @@ def resize_float(image: np.ndarray, shape) -> np.ndarray:
     return np.clip(np.stack(channels, -1)[None], 0, 1).astype(np.float32)
 
 
+def resize_field(field: np.ndarray, shape) -> np.ndarray:
+    """Bilinear resize of any float ``(1, h, w, c)`` array to ``shape`` (h, w), values unclipped."""
+    if field.shape[1:3] == tuple(shape):
+        return field
+    channels = [np.asarray(Image.fromarray(np.ascontiguousarray(field[0, :, :, c], np.float32), mode="F")
+                           .resize((shape[1], shape[0]), Image.BILINEAR)) for c in range(field.shape[3])]
+    return np.stack(channels, -1)[None].astype(np.float32)
+
+
 def resize_exact(image: np.ndarray, shape) -> np.ndarray:
     """uint8 RGB resized to exactly ``shape`` (h, w) with Lanczos (the aspect ratio may change)."""
     if image.shape[:2] == tuple(shape):

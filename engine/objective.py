@@ -5,43 +5,49 @@ arrays, so another step engine (``engine.ort_step``) can stand in for this one w
 """
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 
 from models.keras_vgg19 import preprocess, tf
 
 from . import losses
+from .spec import step_feeds
 
 
 def objective_parts(trunk, image, *, grams: dict, contents: dict, style_layers: dict, content_layers: dict,
-                    loss_weights):
+                    loss_weights, style_masks: dict, content_masks: dict, region_weights):
     """``J = content_weight * Σ w_l J_content,l + style_weight * Σ w_l J_style,l + tv_weight * J_var``.
 
     The one definition of the objective: ``TfStep`` calls it with bound targets, the exported
-    ONNX step (``exporter.step``) with graph inputs. ``grams``, ``contents`` and the per-layer
-    weights are keyed by layer name; ``loss_weights`` is (content, style, tv). With the seed's
-    layers, even style weights and (1e4, 1, 10) this is exactly ``NST.total_cost``.
-    Returns ``(total, j_content, j_style, j_var)``.
+    ONNX step (``exporter.step``) with graph inputs. ``grams`` ``(R, c, c)``, ``contents``, the
+    masks (``engine.masks.layer_masks``) and the per-layer weights are keyed by layer name;
+    ``region_weights`` ``(R,)`` weigh the style regions; ``loss_weights`` is (content, style, tv).
+    With one region of ones, the seed's layers, even style weights and (1e4, 1, 10) this is
+    exactly ``NST.total_cost``. Returns ``(total, j_content, j_style, j_var)``.
     """
     features = trunk(preprocess(image))
     zero = tf.constant(0.0, image.dtype)
-    j_style = (losses.style_cost([features[n] for n in style_layers], [grams[n] for n in style_layers],
-                                 [style_layers[n] for n in style_layers]) if style_layers else zero)
-    j_content = (tf.add_n([content_layers[n] * losses.content_cost(features[n], contents[n])
+    j_style = (tf.add_n([style_layers[n] * losses.masked_layer_style_cost(features[n], style_masks[n], grams[n],
+                                                                          region_weights)
+                         for n in style_layers]) if style_layers else zero)
+    j_content = (tf.add_n([content_layers[n] * losses.masked_content_cost(features[n], contents[n], content_masks[n])
                            for n in content_layers]) if content_layers else zero)
     j_var = losses.variational_cost(image)
     total = loss_weights[0] * j_content + loss_weights[1] * j_style + loss_weights[2] * j_var
     return total, j_content, j_style, j_var
 
 
-def value_and_gradient(trunk, image, *, grams: dict, contents: dict, style_layers, content_layers, style_weights,
-                       content_weights, loss_weights):
+def value_and_gradient(trunk, image, *, grams: dict, contents: dict, style_masks: dict, content_masks: dict,
+                       region_weights, style_layers, content_layers, style_weights, content_weights, loss_weights):
     """``(total, d total / d image, j_content, j_style, j_var)``, the per-layer weights given as
     tensors in the order of ``style_layers`` and ``content_layers``: how both step engines take
     them (``TfStep`` as inputs of its compiled function, the exporter as graph inputs)."""
     with tf.GradientTape() as tape:
         tape.watch(image)
         total, j_content, j_style, j_var = objective_parts(
-            trunk, image, grams=grams, contents=contents,
+            trunk, image, grams=grams, contents=contents, style_masks=style_masks, content_masks=content_masks,
+            region_weights=region_weights,
             style_layers={n: style_weights[i] for i, n in enumerate(style_layers)},
             content_layers={n: content_weights[i] for i, n in enumerate(content_layers)},
             loss_weights=loss_weights)
@@ -63,27 +69,25 @@ class TfStep:
         self._bound = None
 
         @tf.function(jit_compile=jit, reduce_retracing=False)
-        def step(image, grams, contents, style_weights, content_weights, loss_weights):
-            return value_and_gradient(trunk, image, grams=grams, contents=contents, style_layers=self.style_layers,
-                                      content_layers=self.content_layers, style_weights=style_weights,
-                                      content_weights=content_weights, loss_weights=loss_weights)
+        def step(image, feeds):
+            return value_and_gradient(
+                trunk, image, grams={n: feeds[f"gram.{n}"] for n in self.style_layers},
+                contents={n: feeds[f"content.{n}"] for n in self.content_layers},
+                style_masks={n: feeds[f"mask.{n}"] for n in self.style_layers},
+                content_masks={n: feeds[f"content_mask.{n}"] for n in self.content_layers},
+                region_weights=feeds["region_weights"], style_layers=self.style_layers,
+                content_layers=self.content_layers, style_weights=feeds["style_layer_weights"],
+                content_weights=feeds["content_layer_weights"], loss_weights=feeds["loss_weights"])
 
         self._step = step
 
-    def bind_targets(self, *, gram_targets: dict, content_targets: dict, style_layers: dict,
-                     content_layers: dict, loss_weights) -> None:
-        """As ``OrtStep.bind_targets``: Gram matrices ``(c, c)``, content features ``(1, h, w, c)``,
-        per-layer weights by layer, ``loss_weights`` as (content, style, tv)."""
-        if set(style_layers) != set(self.style_layers) or set(content_layers) != set(self.content_layers):
+    def bind_targets(self, **targets) -> None:
+        """As ``OrtStep.bind_targets`` (the same arguments, made into the same feeds by ``step_feeds``)."""
+        if (set(targets["style_layers"]) != set(self.style_layers)
+                or set(targets["content_layers"]) != set(self.content_layers)):
             raise ValueError("the targets' layers differ from this step's")
-        constant = lambda value: tf.constant(np.asarray(value), self.dtype)  # noqa: E731
-        self._bound = (
-            {n: constant(np.asarray(gram_targets[n]).reshape(1, *np.shape(gram_targets[n])[-2:]))
-             for n in self.style_layers},
-            {n: constant(content_targets[n]) for n in self.content_layers},
-            constant([style_layers[n] for n in self.style_layers] or [0.0]),
-            constant([content_layers[n] for n in self.content_layers] or [0.0]),
-            constant(loss_weights))
+        spec = SimpleNamespace(style_layers=self.style_layers, content_layers=self.content_layers)
+        self._bound = {name: tf.constant(value, self.dtype) for name, value in step_feeds(spec, **targets).items()}
 
     def describe(self) -> str:
         return f"TensorFlow {tf.__version__} GradientTape ({'XLA' if self._jit else 'tf.function'}, CPU)"
@@ -91,6 +95,6 @@ class TfStep:
     def __call__(self, image: np.ndarray):
         if self._bound is None:
             raise RuntimeError("bind_targets() first")
-        total, grad, j_content, j_style, j_var = self._step(tf.constant(image, self.dtype), *self._bound)
+        total, grad, j_content, j_style, j_var = self._step(tf.constant(image, self.dtype), self._bound)
         return float(total), grad.numpy(), {"content": float(j_content), "style": float(j_style),
                                             "tv": float(j_var)}

@@ -19,6 +19,7 @@ POOLINGS = ("avg", "max")
 INITS = ("content", "noise", "image")
 TARGET_BACKENDS = ("ort", "tf")
 STEP_ENGINES = ("auto", "tf", "ort")
+COLOR_MODES = ("none", "luminance", "histogram")
 
 
 class SettingsError(ValueError):
@@ -94,7 +95,8 @@ def _even(names) -> LayerWeights:
 class Settings:
     """Every control of a run; the defaults are the documented defaults."""
     size: int = 512                 # longest side of the output, px
-    iterations: int = 60            # gradient evaluations at each scale
+    iterations: int = 60            # gradient evaluations at each scale (see scale_iterations)
+    scale_iterations: tuple = ()    # evaluations at each scale, coarse to fine; empty: iterations at each
     optimizer: str = "lbfgs"        # lbfgs | adam
     learning_rate: float = 0.02     # Adam only, in pixel units ([0, 1])
     content_weight: float = 1e5     # the seed's NST uses 1e4: style swamps the subject (docs/BENCHMARKS.md)
@@ -109,9 +111,14 @@ class Settings:
     min_size: int = 256             # longest side at the first scale (one scale when size is not larger)
     style_scale: float = 1.0        # style images are resized to style_scale * the current size
     style_blend: tuple = ()         # one weight per style image (normalised); empty: even
-    preserve_colors: bool = False   # keep the content's colours: only the luminance is stylized
+    preserve_colors: str = "none"   # keep the content's colours: none | luminance (stylize the luminance
+                                    # only) | histogram (style images recoloured to the content's colours)
+    style_colors: bool = False      # recolour the content to the style's colours before the run
     targets: str = "ort"            # ort | tf: which backend computes the Gram and content targets
     step_engine: str = "auto"       # auto (ort on CUDA, else tf) | tf (GradientTape) | ort (the exported step)
+    memory_limit: int = 0           # MB a run may use; above it the last scales run in tiles (0: 3/4 of
+                                    # the memory available when the run is planned)
+    tile: int = 0                   # px: scales larger than this run in tiles of it (0: only as memory needs)
     jit: bool = True                # XLA-compile the TensorFlow step
     winograd: bool = True           # ORT step on the CPU: Winograd F(4x4, 3x3) from block 3 on
 
@@ -131,7 +138,11 @@ class Settings:
             set_("style_blend", tuple(float(w) for w in self.style_blend))
         except (TypeError, ValueError):
             raise SettingsError("style_blend", "must be a list of numbers") from None
-        for name in ("size", "iterations", "scales", "min_size", "seed"):
+        if not isinstance(self.scale_iterations, (tuple, list)) or not all(
+                isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in self.scale_iterations):
+            raise SettingsError("scale_iterations", f"must be whole numbers of at least 1, not {self.scale_iterations!r}")
+        set_("scale_iterations", tuple(self.scale_iterations))
+        for name in ("size", "iterations", "scales", "min_size", "seed", "memory_limit", "tile"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise SettingsError(name, f"must be a whole number, not {value!r}")
@@ -140,7 +151,9 @@ class Settings:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise SettingsError(name, f"must be a number, not {value!r}")
             set_(name, float(value))
-        for name in ("preserve_colors", "jit", "winograd"):
+        if isinstance(self.preserve_colors, bool):   # earlier versions' true/false (and their metadata)
+            set_("preserve_colors", "luminance" if self.preserve_colors else "none")
+        for name in ("style_colors", "jit", "winograd"):
             if not isinstance(getattr(self, name), bool):
                 raise SettingsError(name, f"must be true or false, not {getattr(self, name)!r}")
         self._check()
@@ -151,7 +164,8 @@ class Settings:
         if self.iterations < 1:
             raise SettingsError("iterations", f"must be at least 1, not {self.iterations}")
         for name, allowed in (("optimizer", OPTIMIZERS), ("pooling", POOLINGS), ("init", INITS),
-                              ("targets", TARGET_BACKENDS), ("step_engine", STEP_ENGINES)):
+                              ("targets", TARGET_BACKENDS), ("step_engine", STEP_ENGINES),
+                              ("preserve_colors", COLOR_MODES)):
             if getattr(self, name) not in allowed:
                 raise SettingsError(name, f"must be {' or '.join(allowed)}, not {getattr(self, name)!r}")
         for name in ("content_weight", "style_weight", "tv_weight"):
@@ -167,12 +181,21 @@ class Settings:
         if any(not math.isfinite(w) or w < 0 for w in self.style_blend) or (
                 self.style_blend and sum(self.style_blend) <= 0):
             raise SettingsError("style_blend", "must be non-negative with a positive sum")
+        if self.tile and (self.tile < 64 or self.tile % 16):
+            raise SettingsError("tile", f"must be 0 (by memory) or a multiple of 16 from 64 px, not {self.tile}")
+        if self.memory_limit < 0:
+            raise SettingsError("memory_limit", f"must not be negative, not {self.memory_limit}")
         if self.seed < 0:
             raise SettingsError("seed", f"must not be negative, not {self.seed}")
         if self.scales < 1:
             raise SettingsError("scales", f"must be at least 1, not {self.scales}")
         if self.min_size < 16:
             raise SettingsError("min_size", f"must be at least 16, not {self.min_size}")
+        if self.scale_iterations and len(self.scale_iterations) != len(self.scale_sizes()):
+            raise SettingsError("scale_iterations", f"gives {len(self.scale_iterations)} count(s) for "
+                                                    f"{len(self.scale_sizes())} scale(s)")
+        if self.style_colors and self.preserve_colors != "none":
+            raise SettingsError("style_colors", "and preserve_colors pull the colours opposite ways: choose one")
         if self.step_engine == "ort" and self.pooling != "avg":
             raise SettingsError("step_engine", "ort supports average pooling only (pooling avg)")
 
@@ -191,6 +214,12 @@ class Settings:
         ratio = self.size / self.min_size
         return [round(self.min_size * ratio ** (i / (self.scales - 1))) for i in range(self.scales)]
 
+    def schedule(self) -> list[tuple[int, int]]:
+        """``(longest side, evaluations)`` of each scale, coarse to fine."""
+        sizes = self.scale_sizes()
+        counts = self.scale_iterations or (self.iterations,) * len(sizes)
+        return list(zip(sizes, counts))
+
     def blend(self, count: int) -> list[float]:
         weights = self.style_blend or (1.0,) * count
         return [w / sum(weights) for w in weights]
@@ -202,7 +231,7 @@ class Settings:
         """Plain JSON-ready values (layers as ``{name: weight}``)."""
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         data["style_layers"], data["content_layers"] = dict(self.style_layers), dict(self.content_layers)
-        data["style_blend"] = list(self.style_blend)
+        data["style_blend"], data["scale_iterations"] = list(self.style_blend), list(self.scale_iterations)
         return data
 
     def to_json(self) -> str:

@@ -25,7 +25,10 @@ import numpy as np
 
 from models.vgg19 import min_side
 
-from .images import as_float, preserve_colors, resize_exact, resize_float, resize_longest, to_uint8
+from .colors import color_statistics, match_colors, mixed_statistics
+from .images import (as_float, preserve_colors, resize_exact, resize_field, resize_float, resize_longest,
+                     to_uint8)
+from .masks import mask_from_image
 from .memory import release_memory
 from .optimize import adam, lbfgs
 from .ort_backend import cuda_unavailable_reason
@@ -33,6 +36,7 @@ from .settings import DEFAULTS, Settings, SettingsError
 from .spec import FeatureSpec, StepSpec
 from .store import ArtifactStore
 from .targets import blend_grams, style_grams
+from .tiles import TiledStep, tiled_grams
 
 
 GRAM_CACHE = 16   # style images' Grams a held engine remembers (a 512 px painting's: 2.6 MB)
@@ -76,10 +80,12 @@ class Plan:
     """What a run will do, decided before it starts."""
     settings: Settings
     shapes: tuple              # (h, w) of each scale, coarse to fine
+    iterations: tuple          # evaluations at each scale
     step_engine: str           # tf | ort
     feature_spec: FeatureSpec
     feature_model: Path | None   # the exported feature extractor (targets by ONNX Runtime)
     step_graph: Path | None      # the exported step graph (step by ONNX Runtime)
+    tiles: tuple = ()            # tile side of each scale; 0: the whole picture at once
 
 
 def _stop_function(stop) -> Callable[[], bool] | None:
@@ -157,16 +163,42 @@ class Stylizer:
         (exporting it now if the store may), before any evaluation."""
         spec = FeatureSpec(self.weights.sha256, tuple(settings.style_layers) + tuple(settings.content_layers),
                            settings.pooling)
-        shapes = self._shapes(settings, content_shape[:2], min_side(spec.layers))
+        schedule = self._shapes(settings, content_shape[:2], min_side(spec.layers))
         feature_model = self.store.feature_model(spec) if settings.targets == "ort" else None
         engine = settings.step_engine
         if engine == "auto":
             engine = "ort" if self._runs_on_cuda(feature_model, spec) and settings.pooling == "avg" else "tf"
         step_graph = self.store.step_graph(self._step_spec(settings, spec)) if engine == "ort" else None
-        return Plan(settings, tuple(shapes), engine, spec, feature_model, step_graph)
+        shapes = tuple(s for s, _ in schedule)
+        return Plan(settings, shapes, tuple(n for _, n in schedule), engine, spec, feature_model, step_graph,
+                    self._tiles(settings, engine, shapes))
 
-    def _shapes(self, settings: Settings, content_hw, smallest: int) -> list[tuple[int, int]]:
-        """(h, w) at each scale; scales whose shorter side the deepest layer cannot take are skipped."""
+    def _tiles(self, settings: Settings, engine: str, shapes) -> tuple:
+        """The tile side of each scale (0: the whole picture at once) within the memory limit;
+        a picture that cannot fit even in tiles is refused, with the size that would."""
+        from .memory import available_mb
+        from .tiles import MIN_TILE, choose_tile, fits, tiled_estimate_mb
+        limit = settings.memory_limit or 0.75 * available_mb()
+        if settings.tile:   # asked for: the scales larger than the tile run in tiles of it
+            return tuple(settings.tile if max(h, w) > settings.tile else 0 for h, w in shapes)
+        tiles = tuple(choose_tile(engine, h, w, limit) for h, w in shapes)
+        if None in tiles:
+            h, w = shapes[-1]
+            size = settings.size
+            while size > 16 and not fits(engine, round(h * size / settings.size), round(w * size / settings.size),
+                                         limit):
+                size = int(size * 0.95)
+            raise SettingsError("size", f"{settings.size} needs about {tiled_estimate_mb(engine, h, w, MIN_TILE):.0f} MB "
+                                        f"even in tiles, over the memory limit of {limit:.0f} MB; "
+                                        + (f"--size {size} fits" if size > 16 else "no size fits"))
+        for (h, w), tile in zip(shapes, tiles):
+            if tile:
+                self.log(f"{w}x{h}: over the {limit:.0f} MB memory limit at once; in tiles of {tile} px, with Adam")
+        return tiles
+
+    def _shapes(self, settings: Settings, content_hw, smallest: int) -> list[tuple[tuple[int, int], int]]:
+        """((h, w), evaluations) of each scale; scales whose shorter side the deepest layer cannot
+        take are skipped."""
         h, w = content_hw
 
         def at(size: int) -> tuple[int, int]:
@@ -176,13 +208,15 @@ class Stylizer:
         if min(final) < smallest:
             raise SettingsError("size", f"{settings.size} makes this picture {final[1]}x{final[0]} px; these layers "
                                         f"need at least {smallest} px a side")
-        shapes = []
-        for size in settings.scale_sizes():
-            if min(at(size)) >= smallest and at(size) not in shapes:
-                shapes.append(at(size))
-        if len(shapes) < len(settings.scale_sizes()):
-            self.log(f"{len(settings.scale_sizes()) - len(shapes)} coarse scale(s) skipped: under {smallest} px a side")
-        return shapes
+        schedule, skipped = {}, 0
+        for size, evaluations in settings.schedule():
+            if min(at(size)) < smallest:
+                skipped += 1
+            else:   # two sizes that round to one shape: one scale, the finer one's count
+                schedule[at(size)] = evaluations
+        if skipped:
+            self.log(f"{skipped} coarse scale(s) skipped: under {smallest} px a side")
+        return list(schedule.items())
 
     @staticmethod
     def _step_spec(settings: Settings, spec: FeatureSpec) -> StepSpec:
@@ -248,16 +282,19 @@ class Stylizer:
 
     def run(self, content, styles, settings: Settings = DEFAULTS, *, init_image=None,
             callback: Callable[[Progress], None] | None = None, stop=None, plan: Plan | None = None,
-            penalty: Callable | None = None) -> Outcome:
+            penalty: Callable | None = None, masks=None, content_mask=None) -> Outcome:
         """Stylize uint8 RGB ``content`` with uint8 RGB ``styles`` (a list). ``init_image``: the
         start picture when ``settings.init == "image"``. ``stop``: a callable or an event; once
         true, the run ends after the evaluation in progress and returns the best picture so far
         (``Interrupted`` when no evaluation has finished yet). ``penalty``: an extra pixel-space
         term, ``penalty(x) -> (value, gradient)`` for the float32 ``(1, h, w, 3)`` image of any
         scale, added to the step's loss and gradient by either step engine (reported as the part
-        ``"penalty"``); a video's temporal loss is one."""
+        ``"penalty"``); a video's temporal loss is one. ``masks``: one uint8 greyscale picture per
+        style, each style applying where its mask is white (resized to the content's shape);
+        ``content_mask``: where the content must be kept (white) or may go (black)."""
         with self._running, self._blas_threads():
-            return self._run(content, styles, settings, init_image, callback, _stop_function(stop), plan, penalty)
+            return self._run(content, styles, settings, init_image, callback, _stop_function(stop), plan, penalty,
+                             masks, content_mask)
 
     def _blas_threads(self):
         if not self.threads:
@@ -265,7 +302,8 @@ class Stylizer:
         from threadpoolctl import threadpool_limits
         return threadpool_limits(limits=self.threads)
 
-    def _run(self, content, styles, settings, init_image, callback, stop, plan, penalty) -> Outcome:
+    def _run(self, content, styles, settings, init_image, callback, stop, plan, penalty, masks,
+             content_mask) -> Outcome:
         start = time.perf_counter()
         content = _check_image(content, "the content image")
         styles = [_check_image(s, f"style image {i + 1}") for i, s in enumerate(styles)]
@@ -278,6 +316,12 @@ class Stylizer:
         if plan.settings != settings:
             raise ValueError("the plan was made for other settings")
         blend = settings.blend(len(styles))
+        masks = self._check_masks(masks, content_mask, len(styles))
+        original = content
+        if settings.preserve_colors == "histogram":
+            styles = [match_colors(s, *color_statistics(content)) for s in styles]
+        elif settings.style_colors:
+            content = match_colors(content, *mixed_statistics(styles, blend))
 
         features = self._feature_backend(settings.targets, plan.feature_spec, plan.feature_model)
         targets_by = features.describe()
@@ -285,31 +329,52 @@ class Stylizer:
         for shape in plan.shapes:
             content_s = as_float(resize_exact(content, shape))
             style_size = max(16, round(max(shape) * settings.style_scale))
-            grams = [self._style_grams(features, settings, plan, style, style_size) for style in styles]
-            content_targets = (_pick(features(content_s[None]), settings.content_layers)
-                               if settings.content_layers else {})
-            scales.append((shape, content_s, content_targets, blend_grams(grams, blend, settings.style_layers)))
-        del features
-        if self.lean:
-            self._features.clear()
-            release_memory()
+            tile = plan.tiles[len(scales)] if plan.tiles else 0
+            grams = [self._style_grams(features, settings, plan, style, style_size, tile) for style in styles]
+            if tile:   # content targets tile by tile, as the loop goes
+                bound = {"image_shape": shape, "content_image": content_s}
+            else:
+                bound = {"image_shape": shape, "content_targets": (
+                    _pick(features(content_s[None]), settings.content_layers) if settings.content_layers else {})}
+            if masks:   # each style its own region, its Grams its own target
+                bound.update(gram_targets={n: np.stack([g[n] for g in grams]) for n in settings.style_layers},
+                             style_masks=np.stack([mask_from_image(m, shape) for m in masks]),
+                             region_weights=np.asarray(blend) * len(styles))
+            else:
+                bound["gram_targets"] = blend_grams(grams, blend, settings.style_layers)
+            if content_mask is not None:
+                bound["content_mask"] = mask_from_image(content_mask, shape)
+            scales.append((shape, content_s, bound))
+        tiled = any(plan.tiles)
+        if not tiled:
+            del features
+            if self.lean:
+                self._features.clear()
+                release_memory()
 
-        step = self.step(plan) if penalty is None else _with_penalty(self.step(plan), penalty)
-        optimizer = lbfgs if settings.optimizer == "lbfgs" else adam
-        options = {} if settings.optimizer == "lbfgs" else {"lr": settings.learning_rate}
+        whole = self.step(plan)
         loss_weights = (settings.content_weight, settings.style_weight, settings.tv_weight)
-        image, best, evaluations = None, None, 0
-        for index, (shape, content_s, content_targets, grams) in enumerate(scales):
+        image, best, evaluations, adam_state = None, None, 0, None
+        for index, (shape, content_s, bound) in enumerate(scales):
+            tile = plan.tiles[index] if plan.tiles else 0
+            step = TiledStep(whole, features, tile=tile, seed=settings.seed) if tile else whole
+            if penalty is not None:
+                step = _with_penalty(step, penalty)
             x0 = self._start(image, shape, content_s, settings, init_image)
-            step.bind_targets(gram_targets=grams, content_targets=content_targets, style_layers=settings.style_layers,
-                              content_layers=settings.content_layers, loss_weights=loss_weights)
+            step.bind_targets(**bound, style_layers=settings.style_layers, content_layers=settings.content_layers,
+                              loss_weights=loss_weights)
+            if settings.optimizer == "lbfgs" and not tile:
+                optimizer, options = lbfgs, {}
+            else:   # Adam, going on from the previous scale's moments
+                optimizer = adam
+                options = {"lr": settings.learning_rate, "state": _resized(adam_state, shape)}
 
             def report(i, loss, parts, x, seconds, index=index, shape=shape):
                 if callback:
-                    callback(Progress(index, len(scales), shape, i, settings.iterations, loss, parts,
+                    callback(Progress(index, len(scales), shape, i, plan.iterations[index], loss, parts,
                                       time.perf_counter() - start, seconds, x))
 
-            result = optimizer(step, x0, settings.iterations, callback=report, stop=stop, **options)
+            result = optimizer(step, x0, plan.iterations[index], callback=report, stop=stop, **options)
             evaluations += result.iterations
             if result.image is None:  # stopped before this scale's first evaluation
                 if best is None:
@@ -317,15 +382,17 @@ class Stylizer:
                 best.interrupted = True
                 break
             image, best = result.image, result
+            adam_state = result.state if optimizer is adam else None
             if result.interrupted:
                 break
         output = to_uint8(image)
-        if settings.preserve_colors:
-            output = preserve_colors(output, resize_exact(content, output.shape[:2]))
+        if settings.preserve_colors == "luminance":
+            output = preserve_colors(output, resize_exact(original, output.shape[:2]))
         return Outcome(output, best.loss, best.parts, evaluations, time.perf_counter() - start, best.interrupted,
                        targets_by, step.describe(), self.weights.source, settings.to_dict())
 
-    def _style_grams(self, features, settings: Settings, plan: Plan, style: np.ndarray, size: int) -> dict:
+    def _style_grams(self, features, settings: Settings, plan: Plan, style: np.ndarray, size: int,
+                     tile: int = 0) -> dict:
         """A style image's Grams at ``size``, remembered: a held engine often applies one painting to
         many photographs (a batch, a server's users), and this is half the targets' work."""
         key = (settings.targets, plan.feature_spec, hashlib.sha1(style.tobytes()).hexdigest(), style.shape, size,
@@ -335,10 +402,32 @@ class Stylizer:
         if key in self._grams:
             self._grams.move_to_end(key)
         else:
-            self._grams[key] = style_grams(features, as_float(resize_longest(style, size)), settings.style_layers)
+            resized = as_float(resize_longest(style, size))
+            self._grams[key] = (tiled_grams(features, resized, settings.style_layers, tile)
+                                if tile and max(resized.shape[:2]) > tile
+                                else style_grams(features, resized, settings.style_layers))
             while len(self._grams) > GRAM_CACHE:
                 self._grams.popitem(last=False)
         return self._grams[key]
+
+    @staticmethod
+    def _check_masks(masks, content_mask, styles: int) -> list | None:
+        """Style masks, one per style image, as 2-D uint8 pictures (or None for no spatial control)."""
+        if content_mask is not None:
+            content_mask = np.asarray(content_mask)
+            if content_mask.ndim not in (2, 3) or content_mask.dtype != np.uint8 or 0 in content_mask.shape:
+                raise ValueError("the content mask must be a uint8 picture")
+        if not masks:
+            return None
+        if len(masks) != styles:
+            raise SettingsError("masks", f"gives {len(masks)} mask(s) for {styles} style image(s): one per style")
+        masks = [np.asarray(m) for m in masks]
+        for i, m in enumerate(masks):
+            if m.ndim not in (2, 3) or m.dtype != np.uint8 or 0 in m.shape:
+                raise ValueError(f"mask {i + 1} must be a uint8 picture, not {m.dtype} {m.shape}")
+            if int(m.max()) == 0:
+                raise SettingsError("masks", f"number {i + 1} is black everywhere: its style would apply nowhere")
+        return masks
 
     @staticmethod
     def _start(previous, shape, content_s, settings: Settings, init_image) -> np.ndarray:
@@ -351,9 +440,18 @@ class Stylizer:
         return as_float(resize_exact(init_image, shape))[None]
 
 
+def _resized(state, shape):
+    """Adam's moments brought to the next scale's size (the second moment stays non-negative)."""
+    if state is None:
+        return None
+    from .optimize import AdamState
+    return AdamState(resize_field(state.m, shape), np.maximum(resize_field(state.v, shape), 0), state.t)
+
+
 def stylize(content, styles, settings: Settings = DEFAULTS, *, weights=None, provider: str = "auto",
             store: ArtifactStore | None = None, init_image=None, callback=None, stop=None, log=None,
-            penalty=None) -> Outcome:
+            penalty=None, masks=None, content_mask=None) -> Outcome:
     """One run with an engine made for it and dropped after (see ``Stylizer``)."""
     return Stylizer(weights, provider=provider, store=store, lean=True, log=log).run(
-        content, styles, settings, init_image=init_image, callback=callback, stop=stop, penalty=penalty)
+        content, styles, settings, init_image=init_image, callback=callback, stop=stop, penalty=penalty,
+        masks=masks, content_mask=content_mask)

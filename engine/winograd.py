@@ -131,8 +131,10 @@ def one_image(graph: onnx.GraphProto) -> bool:
     """Every 4-D input of the graph holds one image (batch 1), so every convolution in it sees one:
     the rewrite lays channels out as a batch, which a batch of images would scramble. (Inside a
     step graph the gradient's batch size is not known statically, so each convolution's own
-    input shape cannot tell.)"""
-    ranked = [i.type.tensor_type.shape.dim for i in graph.input if len(i.type.tensor_type.shape.dim) == 4]
+    input shape cannot tell.) Where an input is named ``image``, as in the step graphs, it alone
+    is judged: their masks' first axis counts style regions, summed before any convolution."""
+    inputs = [i for i in graph.input if i.name == "image"] or list(graph.input)
+    ranked = [i.type.tensor_type.shape.dim for i in inputs if len(i.type.tensor_type.shape.dim) == 4]
     return bool(ranked) and all(dims[0].dim_value == 1 for dims in ranked)
 
 

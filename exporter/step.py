@@ -70,23 +70,29 @@ def step_function(spec: StepSpec, weights, dtype=tf.float32, fixed_shape=None):
     trunk = build_trunk(weights, spec.features.layers, spec.features.pooling, dtype=dtype.name)
     h, w = fixed_shape or (None, None)
     maps = {n: tuple(t.shape[1:3]) for n, t in trunk(tf.zeros((1, h, w, 3), dtype)).items()} if fixed_shape else {}
+    def layer_map(n, first=1, depth=None):
+        return tf.TensorSpec((first, *maps.get(n, (None, None)), depth or channels(n)), dtype)
+
     signature = ([tf.TensorSpec((1, h, w, 3), dtype)]
-                 + [tf.TensorSpec((1, *maps.get(n, (None, None)), channels(n)), dtype) for n in spec.content_layers]
-                 + [tf.TensorSpec((1, channels(n), channels(n)), dtype) for n in spec.style_layers]
-                 + [tf.TensorSpec((len(spec.style_layers),), dtype),
+                 + [layer_map(n) for n in spec.content_layers] + [layer_map(n, depth=1) for n in spec.content_layers]
+                 + [tf.TensorSpec((None, channels(n), channels(n)), dtype) for n in spec.style_layers]
+                 + [layer_map(n, None, 1) for n in spec.style_layers]
+                 + [tf.TensorSpec((None,), dtype), tf.TensorSpec((len(spec.style_layers),), dtype),
                     tf.TensorSpec((len(spec.content_layers),), dtype), tf.TensorSpec((len(LOSS_PARTS),), dtype)])
-    signature = [tf.TensorSpec(s.shape, s.dtype, name=n) for s, n in zip(signature, spec.input_names())]
-    n_content, n_style = len(spec.content_layers), len(spec.style_layers)
+    names = spec.input_names()
+    signature = [tf.TensorSpec(s.shape, s.dtype, name=n) for s, n in zip(signature, names)]
 
     @tf.function(input_signature=signature)
-    def step(image, *rest):
-        contents = dict(zip(spec.content_layers, rest[:n_content]))
-        grams = dict(zip(spec.style_layers, rest[n_content:n_content + n_style]))
-        style_weights, content_weights, loss_weights = rest[n_content + n_style:]
+    def step(*inputs):
+        feeds = dict(zip(names, inputs))
         total, grad, j_content, j_style, j_var = value_and_gradient(
-            trunk, image, grams=grams, contents=contents, style_layers=spec.style_layers,
-            content_layers=spec.content_layers, style_weights=style_weights, content_weights=content_weights,
-            loss_weights=loss_weights)
+            trunk, feeds["image"], grams={n: feeds[f"gram.{n}"] for n in spec.style_layers},
+            contents={n: feeds[f"content.{n}"] for n in spec.content_layers},
+            style_masks={n: feeds[f"mask.{n}"] for n in spec.style_layers},
+            content_masks={n: feeds[f"content_mask.{n}"] for n in spec.content_layers},
+            region_weights=feeds["region_weights"], style_layers=spec.style_layers,
+            content_layers=spec.content_layers, style_weights=feeds["style_layer_weights"],
+            content_weights=feeds["content_layer_weights"], loss_weights=feeds["loss_weights"])
         outputs = dict(zip(STEP_OUTPUTS, (total, j_content, j_style, j_var, grad)))
         return {name: tf.identity(value, name=name) for name, value in outputs.items()}
 
@@ -95,17 +101,28 @@ def step_function(spec: StepSpec, weights, dtype=tf.float32, fixed_shape=None):
 
 def _check_feeds(spec: StepSpec, trunk, shape, seed: int = 0) -> dict[str, np.ndarray]:
     """Realistic inputs at ``shape``: the bundled photograph with noise as the image, its own
-    features as the content targets, the Grams of noise as the style targets, uneven weights."""
+    features as the content targets, the Grams of noise as the style targets, uneven weights.
+    Seed 0 has one region of ones (a picture without masks); the others two soft style regions
+    and a content mask, so that the masked loss is checked too."""
     rng = np.random.default_rng(seed)
     photo = bundled_photo(shape)[None]
     image = np.clip(photo + rng.normal(0, 0.1, photo.shape), 0, 1).astype(np.float32)
     content_f = trunk(preprocess(tf.constant(photo)))
-    style_f = trunk(preprocess(tf.constant(rng.random(photo.shape, dtype=np.float32))))
+    regions = 1 if seed == 0 else 2
+    grams = {}
+    for _ in range(regions):
+        style_f = trunk(preprocess(tf.constant(rng.random(photo.shape, dtype=np.float32))))
+        for n in spec.style_layers:
+            grams.setdefault(n, []).append(gram_matrix(style_f[n]).numpy()[0])
+    masked = {} if seed == 0 else {
+        "style_masks": np.stack([ramp := np.linspace(0, 1, shape[1], dtype=np.float32)[None].repeat(shape[0], 0),
+                                 1 - ramp]),
+        "content_mask": rng.random(shape, dtype=np.float32), "region_weights": (0.7, 1.3)}
     n_style = len(spec.style_layers)
-    feeds = step_feeds(spec, gram_targets={n: gram_matrix(style_f[n]).numpy() for n in spec.style_layers},
+    feeds = step_feeds(spec, image_shape=shape, gram_targets={n: np.stack(g) for n, g in grams.items()},
                        content_targets={n: content_f[n].numpy() for n in spec.content_layers},
                        style_layers={n: (i + 1) / n_style for i, n in enumerate(spec.style_layers)},
-                       content_layers={n: 1.0 for n in spec.content_layers}, loss_weights=(1e4, 1.0, 10.0))
+                       content_layers={n: 1.0 for n in spec.content_layers}, loss_weights=(1e4, 1.0, 10.0), **masked)
     return {"image": image, **feeds}
 
 
@@ -113,7 +130,8 @@ def _label(model: onnx.ModelProto, spec: StepSpec, extra: dict) -> None:
     label(model, {
         METADATA_STEP: spec.to_json(), "nst.weights_sha256": spec.features.weights_sha256,
         "nst.inputs": f"image: float32 (1, H, W, 3) RGB in [0, 1], H and W at least {spec.min_side}; "
-                      "content.<layer> (1, h, w, c); gram.<layer> (1, c, c); style_layer_weights; "
+                      "content.<layer> (1, h, w, c); content_mask.<layer> (1, h, w, 1); gram.<layer> (R, c, c); "
+                      "mask.<layer> (R, h, w, 1) for R style regions; region_weights (R,); style_layer_weights; "
                       "content_layer_weights; loss_weights (content, style, tv)",
         "nst.outputs": "loss, content, style, tv: float32 scalars; grad: d loss / d image, (1, H, W, 3)",
         **extra}, f"VGG19 style-transfer {spec.describe()}, any image size")

@@ -39,7 +39,7 @@ def test_as_good_as_scipy_on_the_real_objective(seed_step_graph, weights, conten
     contents, grams = compute_targets(OrtFeatures(ArtifactStore().feature_model(spec), provider="cpu"), content,
                                       [style], [1.0], style_layers, content_layers)
     step = OrtStep(seed_step_graph, provider="cpu")
-    step.bind_targets(gram_targets=grams, content_targets=contents, style_layers=style_layers,
+    step.bind_targets(image_shape=(64, 96), gram_targets=grams, content_targets=contents, style_layers=style_layers,
                       content_layers=content_layers, loss_weights=(1e4, 1.0, 10.0))
     start = step(content[None])[0]
     results = {}
@@ -60,7 +60,7 @@ def test_a_step_engine_gradient_is_not_overwritten_by_the_next_call(seed_step_gr
     from engine.spec import SEED_CONTENT_LAYER, SEED_STYLE_LAYERS
     rng = np.random.default_rng(0)
     step = OrtStep(seed_step_graph, provider="cpu", winograd=False)
-    step.bind_targets(gram_targets={n: np.eye(c, dtype=np.float32) for n, c in
+    step.bind_targets(image_shape=(32, 48), gram_targets={n: np.eye(c, dtype=np.float32) for n, c in
                                     zip(SEED_STYLE_LAYERS, (64, 128, 256, 512, 512))},
                       content_targets={SEED_CONTENT_LAYER: np.zeros((1, 2, 3, 512), np.float32)},
                       style_layers={n: 0.2 for n in SEED_STYLE_LAYERS}, content_layers={SEED_CONTENT_LAYER: 1.0},

@@ -29,7 +29,7 @@ def _bound(weights, content_image, style_image, shape):
     content = resize_exact(content_image, shape).astype(np.float32) / 255
     style = resize_longest(style_image, max(shape)).astype(np.float32) / 255
     content_f, style_f = features(content[None]), features(style[None])
-    return content, {"gram_targets": {n: gram_numpy(style_f[n]) for n in STYLE},
+    return content, {"image_shape": shape, "gram_targets": {n: gram_numpy(style_f[n]) for n in STYLE},
                      "content_targets": {n: content_f[n] for n in CONTENT}, "style_layers": STYLE,
                      "content_layers": CONTENT, "loss_weights": LOSS_WEIGHTS}
 
