@@ -78,7 +78,9 @@ def create_app(studio: Studio, *, max_upload_mb: int = MAX_UPLOAD_MB) -> FastAPI
         style_weight: Annotated[float | None, Form()] = None,
         tv_weight: Annotated[float | None, Form()] = None,
         style_blend: Annotated[str | None, Form(description="one weight per painting, e.g. 0.7,0.3")] = None,
-        preserve_colors: Annotated[bool | None, Form()] = None,
+        preserve_colors: Annotated[str | None, Form(description="keep the photograph's colours: none, luminance "
+                                                                "or histogram (true: luminance)")] = None,
+        style_colors: Annotated[bool | None, Form(description="recolour the photograph to the paintings' first")] = None,
         step_engine: Annotated[str | None, Form(description="auto, tf or ort")] = None,
         init: Annotated[str | None, Form(description="content or noise")] = None,
         seed: Annotated[int | None, Form()] = None,
@@ -99,7 +101,7 @@ def create_app(studio: Studio, *, max_upload_mb: int = MAX_UPLOAD_MB) -> FastAPI
         checked = settings_from(dict(size=size, iterations=iterations, scales=scales, min_size=min_size,
                                      optimizer=optimizer, content_weight=content_weight, style_weight=style_weight,
                                      tv_weight=tv_weight, style_blend=style_blend, preserve_colors=preserve_colors,
-                                     step_engine=step_engine, init=init, seed=seed), extra)
+                                     style_colors=style_colors, step_engine=step_engine, init=init, seed=seed), extra)
         upload = (content.filename or "upload", content.file.read()) if content is not None else None
         styles = [(f.filename or "upload", f.file.read()) for f in style]
         picture, paintings, sources = images_from(checked, upload, content_name, styles, style_name,

@@ -30,6 +30,10 @@ def settings_from(fields: dict, extra: dict | None) -> Settings:
         except ValueError:
             raise BadInput(422, f"style_blend {given['style_blend']!r} is not a comma-separated list of numbers") \
                 from None
+    if isinstance(given.get("preserve_colors"), str):   # a form's true/false: the CLI's flag, luminance
+        given["preserve_colors"] = {"true": "luminance", "on": "luminance", "1": "luminance", "false": "none",
+                                    "off": "none", "0": "none"}.get(given["preserve_colors"].lower(),
+                                                                   given["preserve_colors"])
     if given.get("init") == "image":
         raise BadInput(422, "init 'image' is not offered here: use content or noise")
     try:

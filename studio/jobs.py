@@ -107,7 +107,7 @@ class Previews:
         begin = time.thread_time()   # CPU time: what the engine's threads lose, not waits for a core
         picture = to_uint8(image)
         content = job.content
-        if job.settings.preserve_colors and content is not None:
+        if job.settings.preserve_colors == "luminance" and content is not None:   # as the result will be
             picture = preserve_colors(picture, resize_exact(content, picture.shape[:2]))
         data = io.BytesIO()
         Image.fromarray(picture).save(data, format="PNG", compress_level=1)   # speed over size: it lives a second
@@ -307,9 +307,10 @@ class Studio:
         job.progress = {"phase": "preparing"}
         job.changed()
         plan = stylizer.plan(job.settings, job.content.shape)   # may export a model on a first use
-        iterations = job.settings.iterations
         pixels = [h * w for h, w in plan.shapes]
-        work_total = iterations * sum(pixels)   # evaluations weighted by their pixels: later scales cost more
+        total = sum(plan.iterations)
+        # evaluations weighted by their pixels: a later scale's cost more
+        work_total = sum(n * px for n, px in zip(plan.iterations, pixels))
         state = {"count": 0, "work": 0, "first": None, "last_preview": -math.inf}
 
         def on_progress(p) -> None:
@@ -320,7 +321,7 @@ class Studio:
                 state["first"] = p.elapsed - p.evaluation_seconds
             loop_seconds = max(p.elapsed - state["first"], 1e-9)
             job.progress = {
-                "phase": "running", "evaluations": state["count"], "total": iterations * len(pixels),
+                "phase": "running", "evaluations": state["count"], "total": total,
                 "scale": p.scale + 1, "scales": p.scales, "width": p.shape[1], "height": p.shape[0],
                 "loss": p.loss, "elapsed": p.elapsed, "rate": state["count"] / loop_seconds,
                 "left": (work_total - state["work"]) * loop_seconds / state["work"]}

@@ -62,7 +62,7 @@ def test_a_job_runs_and_its_events_come_in_order(server):
     assert answer.status_code == 202, answer.text
     job = answer.json()
     assert job["state"] in ("queued", "running") and answer.headers["location"] == f"/api/jobs/{job['id']}"
-    assert job["settings"]["size"] == 64 and job["settings"]["preserve_colors"] is True
+    assert job["settings"]["size"] == 64 and job["settings"]["preserve_colors"] == "luminance"
     assert job["sources"] == {"content": "photo.jpg", "style": ["style/the_wave.jpg"]}
 
     events = list(server.events(job["id"]))
@@ -173,6 +173,8 @@ BAD_SETTINGS = [
     ({"size": "twelve"}, "size: "),
     ({"iterations": "0"}, "iterations must be at least 1"),
     ({"step_engine": "gpu"}, "step_engine must be auto or tf or ort"),
+    ({"preserve_colors": "sepia"}, "preserve_colors must be none or luminance or histogram, not 'sepia'"),
+    ({"style_colors": "true", "preserve_colors": "luminance"}, "style_colors and preserve_colors pull the colours"),
     ({"content_weight": "-1"}, "content_weight must be a non-negative number"),
     ({"style_blend": "a,b"}, "style_blend 'a,b' is not a comma-separated list of numbers"),
     ({"style_blend": "1,2"}, "style_blend gives 2 weight(s) for 1 style image(s)"),
@@ -264,3 +266,14 @@ def test_serve_on_a_port_in_use_says_so_in_one_line(tmp_path):
                                  str(tmp_path)], capture_output=True, text=True, timeout=60)
     assert answer.returncode == 1
     assert answer.stderr.strip() == f"nst: error: cannot listen on 127.0.0.1:{port}: Address already in use"
+
+
+@pytest.mark.parametrize("fields", [{"preserve_colors": "histogram"}, {"style_colors": "true"}])
+def test_the_colour_controls_reach_the_engine(server, fields):
+    answer = server.submit(iterations=2, **fields)
+    assert answer.status_code == 202, answer.text
+    done = server.wait(answer.json()["id"])
+    assert done["state"] == "done", done
+    with Image.open(io.BytesIO(requests.get(server.url(f"/api/jobs/{done['id']}/image"), timeout=10).content)) as img:
+        kept = json.loads(img.text["nst.settings"])
+    assert all(str(kept[k]).lower() == v for k, v in fields.items()), kept

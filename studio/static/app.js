@@ -81,7 +81,7 @@ function jobForm() {
   form.append("scales", $("scales").value);
   form.append("content_weight", $("content-weight").value);
   form.append("style_weight", $("style-weight").value);
-  form.append("preserve_colors", $("preserve-colors").checked ? "true" : "false");
+  form.append("preserve_colors", $("preserve-colors").value);
   form.append("step_engine", $("step-engine").value);
   return form;
 }
