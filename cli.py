@@ -278,7 +278,7 @@ def cmd_serve(args) -> int:
     data = Path(args.data).expanduser()
     try:
         studio = Studio(data, workers=args.workers, queue_size=args.queue, threads=args.threads,
-                        provider=args.provider, warm=not args.no_warm)
+                        provider=args.provider, warm=not args.no_warm, preview_interval=args.preview_interval)
     except sqlite3.Error as exc:
         raise OSError(f"{data}: the job store cannot be opened ({exc})") from None
     print(f"nst studio: http://{args.host}:{args.port}/ (data in {data}; the API at /docs)", flush=True)
@@ -460,6 +460,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="CPU threads of each engine (default: the cores shared evenly)")
     p.add_argument("--provider", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--max-upload-mb", type=int, default=25, help="largest request, MB; larger ones are answered 413")
+    p.add_argument("--preview-interval", type=float, default=1.0, metavar="S",
+                   help="seconds between previews of a running job, as far as its evaluations' pace allows")
     p.add_argument("--no-warm", action="store_true", help="do not run a tiny job at start to load the sessions")
     p.set_defaults(func=cmd_serve)
     return parser
