@@ -80,7 +80,8 @@ def create_app(studio: Studio, *, max_upload_mb: int = MAX_UPLOAD_MB) -> FastAPI
         style_blend: Annotated[str | None, Form(description="one weight per painting, e.g. 0.7,0.3")] = None,
         preserve_colors: Annotated[str | None, Form(description="keep the photograph's colours: none, luminance "
                                                                 "or histogram (true: luminance)")] = None,
-        style_colors: Annotated[bool | None, Form(description="recolour the photograph to the paintings' first")] = None,
+        style_colors: Annotated[bool | None, Form(description="recolour the photograph to the paintings' "
+                                                             "first")] = None,
         step_engine: Annotated[str | None, Form(description="auto, tf or ort")] = None,
         init: Annotated[str | None, Form(description="content or noise")] = None,
         seed: Annotated[int | None, Form()] = None,
@@ -142,8 +143,9 @@ def create_app(studio: Studio, *, max_upload_mb: int = MAX_UPLOAD_MB) -> FastAPI
                     sent_version, sent_key, sent_at = version, key, time.monotonic()
             await asyncio.sleep(POLL)
 
-    @app.get("/api/jobs/{job_id}/image", summary="The result once made, else the latest preview (PNG)",
-             response_class=Response, responses={200: {"content": {"image/png": {}}}})
+    @app.get("/api/jobs/{job_id}/image", summary="The result once made (PNG, its settings in the metadata), "
+                                                 "else the latest preview (JPEG)",
+             response_class=Response, responses={200: {"content": {"image/png": {}, "image/jpeg": {}}}})
     def job_image(job_id: Annotated[str, Depends(existing)], download: bool = False) -> Response:
         path = studio.image(job_id)
         if path is None:
@@ -153,8 +155,8 @@ def create_app(studio: Studio, *, max_upload_mb: int = MAX_UPLOAD_MB) -> FastAPI
         data = path.read_bytes()
         headers = {"Cache-Control": "no-store"}
         if download:
-            headers["Content-Disposition"] = f'attachment; filename="nst-{job_id}.png"'
-        return Response(data, media_type="image/png", headers=headers)
+            headers["Content-Disposition"] = f'attachment; filename="nst-{job_id}{path.suffix}"'
+        return Response(data, media_type="image/png" if path.suffix == ".png" else "image/jpeg", headers=headers)
 
     @app.get("/api/bundled", summary="The bundled photographs and paintings, and the default settings")
     def list_bundled() -> dict:

@@ -3,7 +3,7 @@ runs one job at a time, and a preview thread encodes the picture as it forms.
 
 The engine's callback is the hot path: it only records numbers and, about once a second (after
 every evaluation when they are slower), hands a copy of the image to the preview thread, which
-does the colour work, the PNG encoding and the file write. Every state change is written to the ``JobStore`` first, so
+does the colour work, the JPEG encoding and the file write. Every state change is written to the ``JobStore`` first, so
 a restart finds each finished job and its picture."""
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ class Job:
     version: int = 0               # grows with every change a follower should hear about
     # CPU s the server spent on this job besides the engine, one sum per thread that adds to it
     callback_seconds: float = 0.0  # the worker, in the engine's callback
-    preview_seconds: float = 0.0   # the preview thread: colour, PNG, file
+    preview_seconds: float = 0.0   # the preview thread: colour, JPEG, file
     stop: threading.Event = field(default_factory=threading.Event)
 
     def changed(self) -> None:
@@ -71,7 +71,7 @@ def _one_line(exc: BaseException) -> str:
 
 
 class Previews:
-    """One thread that turns the latest offered image of each running job into a PNG on disk: the
+    """One thread that turns the latest offered image of each running job into a JPEG on disk: the
     engine's thread only copies an array. A job's newer image replaces one not yet encoded."""
 
     def __init__(self, folder: Path):
@@ -110,8 +110,10 @@ class Previews:
         if job.settings.preserve_colors == "luminance" and content is not None:   # as the result will be
             picture = preserve_colors(picture, resize_exact(content, picture.shape[:2]))
         data = io.BytesIO()
-        Image.fromarray(picture).save(data, format="PNG", compress_level=1)   # speed over size: it lives a second
-        with atomic_path(self.folder / f"{job.id}.png") as tmp:
+        # JPEG: a twentieth of a fast PNG's encoding time (0.2 ms against 4.3 at 256 px here), for a picture
+        # that lives a second; the result is a PNG with its settings
+        Image.fromarray(picture).save(data, format="JPEG", quality=92)
+        with atomic_path(self.folder / f"{job.id}.jpg") as tmp:
             Path(tmp).write_bytes(data.getvalue())
         job.preview += 1
         job.preview_seconds += time.thread_time() - begin
@@ -213,7 +215,7 @@ class Studio:
         result = self.results / f"{job_id}.png"
         if result.is_file():
             return result
-        preview = self.previews_dir / f"{job_id}.png"
+        preview = self.previews_dir / f"{job_id}.jpg"
         return preview if preview.is_file() else None
 
     def close(self) -> None:

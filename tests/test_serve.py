@@ -45,13 +45,14 @@ def one_line_error(answer, status: int) -> str:
     return detail
 
 
-def run_until(server, job_id, evaluations: int):
-    """Follow a job until it has done ``evaluations``; the stream stays open for the rest."""
+def run_until(server, job_id, evaluations: int, previews: int = 0):
+    """Follow a job until it has done ``evaluations`` and shown ``previews``; the stream stays open
+    for the rest."""
     stream = server.events(job_id)
     seen = []
     for event, job in stream:
         seen.append((event, job))
-        if job["progress"].get("evaluations", 0) >= evaluations:
+        if job["progress"].get("evaluations", 0) >= evaluations and job["preview"] >= previews:
             return stream, seen
     raise AssertionError(f"the job ended first: {seen[-1]}")
 
@@ -88,7 +89,11 @@ def test_a_job_runs_and_its_events_come_in_order(server):
 
 def test_stop_keeps_the_best_picture_so_far(server):
     job = server.submit(**LONG).json()
-    stream, seen = run_until(server, job["id"], 2)
+    stream, seen = run_until(server, job["id"], 2, previews=1)
+    preview = requests.get(server.url(f"/api/jobs/{job['id']}/image"), timeout=10)
+    assert preview.headers["content-type"] == "image/jpeg"   # a preview: light to make, never the result
+    with Image.open(io.BytesIO(preview.content)) as img:
+        assert max(img.size) == 64 and img.format == "JPEG"
     cancel = requests.post(server.url(f"/api/jobs/{job['id']}/cancel"), timeout=10)
     assert cancel.status_code == 200 and cancel.json()["stopping"]
     rest = list(stream)
@@ -97,7 +102,7 @@ def test_stop_keeps_the_best_picture_so_far(server):
     assert ended["result"] and 2 <= ended["progress"]["evaluations"] < 2000
     picture = requests.get(server.url(f"/api/jobs/{job['id']}/image"), timeout=10)
     with Image.open(io.BytesIO(picture.content)) as img:
-        assert max(img.size) == 64
+        assert max(img.size) == 64 and img.format == "PNG" and "nst.settings" in img.text
     assert "already cancelled" in one_line_error(
         requests.post(server.url(f"/api/jobs/{job['id']}/cancel"), timeout=10), 409)
 
