@@ -68,7 +68,8 @@ class TfStep:
         self.dtype, self._jit = dtype, jit
         self._bound = None
 
-        @tf.function(jit_compile=jit, reduce_retracing=False)
+        # without XLA, shapes generalise after a few: tiles of many sizes do not each trace anew
+        @tf.function(jit_compile=jit, reduce_retracing=not jit)
         def step(image, feeds):
             return value_and_gradient(
                 trunk, image, grams={n: feeds[f"gram.{n}"] for n in self.style_layers},

@@ -50,11 +50,13 @@ def test_cli_defaults_are_the_settings_defaults():
 
 
 @pytest.mark.parametrize("size", [64, 96, 200])
-def test_any_size_runs_with_the_default_scales(size):
-    """Below the first scale's size (256 px) the run has one scale."""
-    settings = Settings(size=size)
+def test_any_size_runs_with_the_default_scales(stylizer, content_image, style_image, size):
+    """Below the first scale's size (256 px) the run has one scale, and runs."""
+    settings = Settings(size=size, iterations=2)
     assert settings.scale_sizes() == [size]
     assert Settings(size=600).scale_sizes() == [256, 392, 600]
+    outcome = stylizer.run(content_image, [style_image], settings)
+    assert max(outcome.image.shape[:2]) == size and outcome.iterations == 2
 
 
 def test_held_engine_reuses_what_it_loaded(stylizer, content_image, style_image):
