@@ -1,10 +1,10 @@
 """The job queue: jobs wait in a bounded line, each worker thread holds one engine (``Stylizer``) and
 runs one job at a time, and a preview thread encodes the picture as it forms.
 
-The engine's callback is the hot path: it only records numbers and, about once a second (after
-every evaluation when they are slower), hands a copy of the image to the preview thread, which
-does the colour work, the JPEG encoding and the file write. Every state change is written to the ``JobStore`` first, so
-a restart finds each finished job and its picture."""
+The engine's callback is the hot path: it only records numbers and, at least once a second where
+the evaluations' pace allows (after every one when they are slower), hands a copy of the image to
+the preview thread, which does the colour work, the JPEG encoding and the file write. Every state
+change is written to the ``JobStore`` first, so a restart finds each finished job and its picture."""
 from __future__ import annotations
 
 import collections
