@@ -160,7 +160,9 @@ function finish(job) {
   current.source.close();
   show(job);
   if (job.state === "failed") message(`failed: ${job.error}`, true);
-  else if (job.state === "cancelled") message(job.result ? "stopped: the best picture so far" : "stopped before a picture");
+  else if (job.state === "cancelled") {
+    message(job.result ? "stopped: the best picture so far" : "stopped before a picture");
+  }
   else message(`done in ${seconds(job.progress.elapsed)}`);
   if (job.result) {
     $("download").href = `/api/jobs/${job.id}/image?download=true`;
