@@ -1,0 +1,367 @@
+"""The job queue: jobs wait in a bounded line, each worker thread holds one engine (``Stylizer``) and
+runs one job at a time, and a preview thread encodes the picture as it forms.
+
+The engine's callback is the hot path: it only records numbers and, at least once a second where
+the evaluations' pace allows (after every one when they are slower), hands a copy of the image to
+the preview thread, which does the colour work, the JPEG encoding and the file write. Every state
+change is written to the ``JobStore`` first, so a restart finds each finished job and its picture."""
+from __future__ import annotations
+
+import collections
+import io
+import logging
+import math
+import os
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from engine.settings import Settings
+from models.atomic import atomic_path
+
+from .store import JobStore
+
+log = logging.getLogger("studio")
+FINISHED = ("done", "cancelled", "failed")
+PREVIEW_INTERVAL = 1.0   # s: at least one preview this often, as far as the evaluations' pace allows
+
+
+class QueueFull(Exception):
+    def __init__(self, retry_after: int):
+        super().__init__(f"the queue is full; try again in {retry_after} s")
+        self.retry_after = retry_after
+
+
+class NotCancellable(Exception):
+    """The job has already finished."""
+
+
+@dataclass
+class Job:
+    id: str
+    settings: Settings
+    sources: dict                  # {"content": name, "style": [names]}: what the pictures were called
+    created: float
+    content: np.ndarray | None     # uint8 RGB; dropped when the job ends
+    styles: list | None
+    state: str = "queued"
+    started: float | None = None
+    finished: float | None = None
+    error: str | None = None
+    result: str | None = None      # file name under results/, once written
+    progress: dict = field(default_factory=dict)
+    preview: int = 0               # how many previews were written: a page reloads the picture when it grows
+    version: int = 0               # grows with every change a follower should hear about
+    # CPU s the server spent on this job besides the engine, one sum per thread that adds to it
+    callback_seconds: float = 0.0  # the worker, in the engine's callback
+    preview_seconds: float = 0.0   # the preview thread: colour, JPEG, file
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def changed(self) -> None:
+        self.version += 1
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+class Previews:
+    """One thread that turns the latest offered image of each running job into a JPEG on disk: the
+    engine's thread only copies an array. A job's newer image replaces one not yet encoded."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self._pending: dict[str, tuple[Job, np.ndarray]] = {}
+        self._wake = threading.Condition()
+        self._closing = False
+        self._thread = threading.Thread(target=self._loop, name="studio-previews", daemon=True)
+        self._thread.start()
+
+    def offer(self, job: Job, image: np.ndarray) -> None:
+        with self._wake:
+            self._pending[job.id] = (job, image)
+            self._wake.notify()
+
+    def _loop(self) -> None:
+        while True:
+            with self._wake:
+                while not self._pending and not self._closing:
+                    self._wake.wait()
+                if self._closing:
+                    return
+                job, image = self._pending.pop(next(iter(self._pending)))
+            try:
+                self.write(job, image)
+            except Exception:   # a preview is not worth a job; the result is written by the worker
+                log.exception("preview of job %s", job.id)
+
+    def write(self, job: Job, image: np.ndarray) -> None:
+        from PIL import Image
+
+        from engine.images import preserve_colors, resize_exact, to_uint8
+        begin = time.thread_time()   # CPU time: what the engine's threads lose, not waits for a core
+        picture = to_uint8(image)
+        content = job.content
+        if job.settings.preserve_colors == "luminance" and content is not None:   # as the result will be
+            picture = preserve_colors(picture, resize_exact(content, picture.shape[:2]))
+        data = io.BytesIO()
+        # JPEG: a twentieth of a fast PNG's encoding time (0.2 ms against 4.3 at 256 px here), for a picture
+        # that lives a second; the result is a PNG with its settings
+        Image.fromarray(picture).save(data, format="JPEG", quality=92)
+        with atomic_path(self.folder / f"{job.id}.jpg") as tmp:
+            Path(tmp).write_bytes(data.getvalue())
+        job.preview += 1
+        job.preview_seconds += time.thread_time() - begin
+        job.changed()
+
+    def close(self) -> None:
+        with self._wake:
+            self._closing = True
+            self._wake.notify_all()
+        self._thread.join(timeout=5)
+
+
+class Studio:
+    """The queue, its workers and the record of every job.
+
+    ``workers``: engines, each running one job at a time (a 512 px picture uses the whole CPU, so
+    one by default); ``queue_size``: jobs that may wait; ``threads``: each engine's CPU threads
+    (default: the cores shared evenly); ``warm``: run a tiny job on each engine at start, so that
+    the first person's picture does not wait for sessions to load."""
+
+    def __init__(self, data: Path, *, workers: int = 1, queue_size: int = 8, threads: int | None = None,
+                 provider: str = "cpu", preview_interval: float = PREVIEW_INTERVAL, warm: bool = True,
+                 weights=None, history: int = 50):
+        self.data = Path(data)
+        self.results, self.previews_dir = self.data / "results", self.data / "previews"
+        for folder in (self.results, self.previews_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        self.store = JobStore(self.data / "jobs.sqlite")
+        recovered = self.store.recover(time.time())
+        if recovered:
+            log.warning("%d job(s) left unfinished by the last server marked failed", recovered)
+        self.queue_size, self.preview_interval, self.history_size = queue_size, preview_interval, history
+        self.provider, self.warm, self._weights = provider, warm, weights
+        self.threads = threads or max(1, (os.cpu_count() or 1) // workers)
+        self.jobs: dict[str, Job] = {}
+        self.waiting: collections.deque[Job] = collections.deque()
+        self.running: dict[str, Job] = {}
+        self._lock = threading.Condition()
+        self._closing = False
+        self.previews = Previews(self.previews_dir)
+        self._workers = [threading.Thread(target=self._work, name=f"studio-worker-{i}", daemon=True)
+                         for i in range(workers)]
+        for thread in self._workers:
+            thread.start()
+
+    # -- what the API calls --------------------------------------------------------------
+
+    def submit(self, settings: Settings, content: np.ndarray, styles: list, sources: dict) -> Job:
+        with self._lock:
+            if len(self.waiting) >= self.queue_size:
+                raise QueueFull(self.retry_after())
+            job = Job(secrets.token_hex(8), settings, sources, time.time(), content, styles)
+            self.store.add({"id": job.id, "state": job.state, "created": job.created,
+                            "settings": settings.to_dict(), "sources": sources})
+            self.jobs[job.id] = job
+            self.waiting.append(job)
+            self._changed_positions()
+            self._lock.notify()
+        return job
+
+    def retry_after(self) -> int:
+        """Seconds until a place in the line is likely free: the soonest end of a running job."""
+        with self._lock:
+            left = [j.progress.get("left") for j in self.running.values()]
+        left = [s for s in left if s is not None]
+        return max(1, math.ceil(min(left))) if left else 5
+
+    def cancel(self, job_id: str) -> dict | None:
+        with self._lock:
+            job = self.jobs.get(job_id)
+            if job is None:
+                if self.store.get(job_id) is None:
+                    return None
+                raise NotCancellable(f"job {job_id} has already finished")
+            if job.state in FINISHED:
+                raise NotCancellable(f"job {job_id} has already {job.state}")
+            if job.state == "queued":
+                self.waiting.remove(job)
+                self._finish(job, "cancelled")
+                self._changed_positions()
+            else:
+                job.stop.set()   # the worker ends the run after this evaluation, keeping the best picture
+                job.changed()
+        return self.snapshot(job_id)
+
+    def snapshot(self, job_id: str) -> dict | None:
+        job = self.jobs.get(job_id)
+        if job is not None:
+            return self._job_view(job)
+        row = self.store.get(job_id)
+        return self._row_view(row) if row else None
+
+    def history(self, limit: int | None = None) -> list[dict]:
+        rows = self.store.recent(limit or self.history_size)
+        return [self._job_view(self.jobs[r["id"]]) if r["id"] in self.jobs else self._row_view(r) for r in rows]
+
+    def image(self, job_id: str) -> Path | None:
+        """The result once written, else the latest preview, else None."""
+        result = self.results / f"{job_id}.png"
+        if result.is_file():
+            return result
+        preview = self.previews_dir / f"{job_id}.jpg"
+        return preview if preview.is_file() else None
+
+    def close(self) -> None:
+        with self._lock:
+            self._closing = True
+            for job in self.running.values():
+                job.stop.set()
+            self._lock.notify_all()
+        for thread in self._workers:
+            thread.join(timeout=30)
+        self.previews.close()
+        self.store.close()
+
+    # -- views -----------------------------------------------------------------------------
+
+    def _job_view(self, job: Job) -> dict:
+        position = None
+        if job.state == "queued":
+            with self._lock:   # the line changes under other threads
+                position = next((i + 1 for i, j in enumerate(self.waiting) if j is job), None)
+        return {"id": job.id, "state": job.state, "position": position, "created": job.created,
+                "started": job.started, "finished": job.finished, "settings": job.settings.to_dict(),
+                "sources": job.sources, "error": job.error, "progress": dict(job.progress),
+                "preview": job.preview, "result": job.result is not None,
+                "overhead": {"callback": round(job.callback_seconds, 4), "previews": round(job.preview_seconds, 4)},
+                "stopping": job.stop.is_set() and job.state == "running"}
+
+    def _row_view(self, row: dict) -> dict:
+        progress = {"evaluations": row["evaluations"], "total": row["total"], "loss": row["loss"],
+                    "elapsed": row["seconds"]} if row["evaluations"] is not None else {}
+        return {"id": row["id"], "state": row["state"], "position": None, "created": row["created"],
+                "started": row["started"], "finished": row["finished"], "settings": row["settings"],
+                "sources": row["sources"], "error": row["error"], "progress": progress, "preview": 0,
+                "result": row["result"] is not None, "overhead": None, "stopping": False}
+
+    def _changed_positions(self) -> None:
+        for job in self.waiting:
+            job.changed()
+
+    # -- the workers -----------------------------------------------------------------------
+
+    def _engine(self):
+        from engine.store import ArtifactStore
+        from engine.stylizer import Stylizer
+        stylizer = Stylizer(self._weights, provider=self.provider, threads=self.threads,
+                            store=ArtifactStore(log=log.info), log=log.info)
+        if self.warm:
+            # the sessions, the step graph and the Winograd rewrite load on a first run: do it now on a
+            # 64 px picture with the page's default engine, not on the first person's job
+            from engine.images import bundled, load_image
+            picture = load_image(bundled("content")[0])[:64, :64]
+            try:
+                stylizer.run(picture, [picture], Settings(size=64, scales=1, iterations=1, step_engine="ort"))
+            except Exception as exc:   # jobs may still run (another engine, or the error again, per job)
+                log.warning("warming the engine failed: %s", _one_line(exc))
+        return stylizer
+
+    def _work(self) -> None:
+        stylizer, failure = None, None
+        try:
+            stylizer = self._engine()
+        except Exception as exc:   # every job then fails with this line, and the server still answers
+            log.exception("the engine did not load")
+            failure = f"the engine did not load: {_one_line(exc)}"
+        while True:
+            with self._lock:
+                while not self.waiting and not self._closing:
+                    self._lock.wait()
+                if self._closing:
+                    return
+                job = self.waiting.popleft()
+                job.state, job.started = "running", time.time()
+                self.running[job.id] = job
+                self._changed_positions()
+                job.changed()
+            self.store.update(job.id, state="running", started=job.started)
+            if failure:
+                self._end(job, "failed", error=failure)
+                continue
+            try:
+                self._run(stylizer, job)
+            except Exception as exc:   # never lose the worker: the job fails with one line
+                log.exception("job %s", job.id)
+                self._end(job, "failed", error=_one_line(exc))
+
+    def _run(self, stylizer, job: Job) -> None:
+        from engine.images import save_image
+        from engine.metadata import picture_metadata
+        from engine.stylizer import Interrupted
+
+        job.progress = {"phase": "preparing"}
+        job.changed()
+        plan = stylizer.plan(job.settings, job.content.shape)   # may export a model on a first use
+        pixels = [h * w for h, w in plan.shapes]
+        total = sum(plan.iterations)
+        # evaluations weighted by their pixels: a later scale's cost more
+        work_total = sum(n * px for n, px in zip(plan.iterations, pixels))
+        state = {"count": 0, "work": 0, "first": None, "last_preview": -math.inf}
+
+        def on_progress(p) -> None:
+            begin = time.thread_time()
+            state["count"] += 1
+            state["work"] += pixels[p.scale]
+            if state["first"] is None:   # when the first evaluation began: the loop's clock
+                state["first"] = p.elapsed - p.evaluation_seconds
+            loop_seconds = max(p.elapsed - state["first"], 1e-9)
+            job.progress = {
+                "phase": "running", "evaluations": state["count"], "total": total,
+                "scale": p.scale + 1, "scales": p.scales, "width": p.shape[1], "height": p.shape[0],
+                "loss": p.loss, "elapsed": p.elapsed, "rate": state["count"] / loop_seconds,
+                "left": (work_total - state["work"]) * loop_seconds / state["work"]}
+            job.changed()
+            now = time.perf_counter()
+            # a preview now if waiting for the next evaluation would leave more than the interval
+            # since the last one: about once a second when evaluations are quick, every one when slow
+            if now - state["last_preview"] + p.evaluation_seconds >= self.preview_interval:
+                state["last_preview"] = now
+                self.previews.offer(job, p.image.copy())   # the optimizer reuses its array
+            job.callback_seconds += time.thread_time() - begin
+
+        try:
+            outcome = stylizer.run(job.content, job.styles, job.settings, callback=on_progress, stop=job.stop,
+                                   plan=plan)
+        except Interrupted:
+            self._end(job, "cancelled", error="stopped before the first evaluation: no picture")
+            return
+        metadata = picture_metadata(outcome, content=job.sources["content"], style=job.sources["style"])
+        save_image(outcome.image, self.results / f"{job.id}.png", metadata)
+        job.result = f"{job.id}.png"
+        job.progress = {**job.progress, "phase": "finished", "evaluations": outcome.iterations, "loss": outcome.loss,
+                        "elapsed": outcome.seconds, "left": 0.0}
+        self._end(job, "cancelled" if outcome.interrupted else "done")
+
+    def _end(self, job: Job, state: str, error: str | None = None) -> None:
+        with self._lock:
+            self.running.pop(job.id, None)
+            job.error = error
+            self._finish(job, state)
+
+    def _finish(self, job: Job, state: str) -> None:
+        """Record the end (the store first: a follower told "done" can always read it back)."""
+        job.finished = time.time()
+        p = job.progress
+        self.store.update(job.id, state=state, finished=job.finished, error=job.error, result=job.result,
+                          evaluations=p.get("evaluations"), total=p.get("total"), loss=p.get("loss"),
+                          seconds=p.get("elapsed"))
+        job.state = state
+        job.content = job.styles = None
+        job.changed()

@@ -1,0 +1,117 @@
+"""The studio page in a real browser (Debian's Chromium, driven by Playwright): upload a photograph,
+press Go, watch the picture change, press Stop, download the result. Nothing the page asks for may
+leave the machine."""
+import io
+import json
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+pytest.importorskip("fastapi", reason="the studio needs the web extra")
+from studio_server import ROOT, Server  # noqa: E402
+
+CHROMIUM = Path("/usr/lib/chromium/chromium-headless-shell")   # the binary, not /usr/bin's wrapper
+pytestmark = pytest.mark.skipif(not CHROMIUM.is_file(),
+                                reason=f"no {CHROMIUM} (apt-get install chromium-headless-shell)")
+sync_api = pytest.importorskip("playwright.sync_api")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, weights):
+    s = Server(tmp_path_factory.mktemp("studio-browser"))
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def page(server):
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True,
+            # the resolver rule: without it Chromium looks up Google's update and autofill hosts
+            args=["--no-sandbox", "--disable-dev-shm-usage",
+                  "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"])
+        context = browser.new_context(accept_downloads=True, viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        page.requests = []
+        page.on("request", lambda r: page.requests.append(r.url))
+        yield page
+        browser.close()
+
+
+def test_upload_go_watch_stop_and_download(server, page, tmp_path):
+    expect = sync_api.expect
+    photo = tmp_path / "harbour.jpg"
+    with Image.open(ROOT / "examples" / "content" / "astronaut.jpg") as img:
+        img.resize((96, 96)).save(photo, quality=90)
+    painting = tmp_path / "my_painting.png"
+    with Image.open(ROOT / "examples" / "style" / "the_wave.jpg") as img:
+        img.resize((96, 64)).convert("RGBA").save(painting)
+
+    page.goto(server.base + "/")
+    expect(page.locator("#paintings .painting")).to_have_count(4)   # the bundled paintings, listed by the API
+    page.set_input_files("#content-file", str(photo))
+    page.set_input_files("#style-files", str(painting))   # blended with the bundled Starry Night, ticked
+    page.locator("#uploaded-paintings .painting input[type=number]").fill("0.5")
+    page.fill("#size", "96")
+    page.fill("#scales", "1")
+    page.fill("#iterations", "3000")   # runs until stopped
+    # count the pictures the page shows, whatever the pace of its events
+    page.evaluate("""window.shown = [];
+        new MutationObserver(() => window.shown.push(document.getElementById('preview').src))
+            .observe(document.getElementById('preview'), {attributes: true, attributeFilter: ['src']});""")
+    page.click("#go")
+
+    # the picture forms: at least two previews one after the other
+    # (polled from here: the page's CSP forbids the string evaluation wait_for_function uses)
+    deadline = time.monotonic() + 30
+    while len(set(page.evaluate("window.shown"))) < 2:
+        assert time.monotonic() < deadline, page.evaluate("window.shown")
+        page.wait_for_timeout(100)
+    expect(page.locator("#stats")).to_contain_text("evaluations/s")
+    assert page.evaluate("document.getElementById('bar').value") > 0
+
+    page.click("#stop")
+    download_link = page.locator("#download")
+    expect(download_link).to_be_visible(timeout=30_000)
+    expect(page.locator("#message")).to_have_text("stopped: the best picture so far")
+    expect(page.locator("#history li")).to_have_count(1, timeout=10_000)
+    with page.expect_download() as caught:
+        download_link.click()
+    saved = tmp_path / "result.png"
+    caught.value.save_as(saved)
+    with Image.open(saved) as img:
+        assert img.size == (96, 96)
+        kept = json.loads(img.text["nst.settings"])
+    assert kept["content"] == "harbour.jpg" and kept["style"] == ["style/starry_night.jpg", "my_painting.png"]
+    assert kept["style_blend"] == [1.0, 0.5]
+
+    outside = [u for u in page.requests if not u.startswith((server.base + "/", "blob:", "data:"))]
+    assert not outside, outside
+
+
+def test_a_bad_file_shows_its_one_line_on_the_page(server, page, tmp_path):
+    broken = tmp_path / "broken.jpg"
+    data = io.BytesIO()
+    Image.new("RGB", (80, 60), "teal").save(data, format="JPEG")
+    broken.write_bytes(data.getvalue()[:300])
+    page.goto(server.base + "/")
+    expect = sync_api.expect
+    expect(page.locator("#content-name option")).to_have_count(3)
+    page.set_input_files("#content-file", str(broken))
+    page.click("#go")
+    message = page.locator("#message")
+    expect(message).to_have_class("error")
+    expect(message).to_contain_text("broken.jpg: the file is damaged or truncated")
+    expect(page.locator("#go")).to_be_enabled()
+
+
+def test_the_api_docs_render_from_this_machine(server, page):
+    page.goto(server.base + "/docs")
+    sync_api.expect(page.locator(".opblock-summary-path").first).to_be_visible(timeout=20_000)
+    paths = page.locator(".opblock-summary-path").all_inner_texts()
+    assert any("/api/jobs/{job_id}/events" in p.replace("\u200b", "") for p in paths), paths
+    outside = [u for u in page.requests if not u.startswith((server.base + "/", "blob:", "data:"))]
+    assert not outside, outside
