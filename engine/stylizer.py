@@ -364,7 +364,9 @@ class Stylizer:
             step.bind_targets(**bound, style_layers=settings.style_layers, content_layers=settings.content_layers,
                               loss_weights=loss_weights)
             if settings.optimizer == "lbfgs" and not tile:
-                optimizer, options = lbfgs, {"pairs": _resized_pairs(carried, shape) if CARRY_PAIRS else None}
+                # the previous scale's curvature pairs, resized: 33 -> 28 evaluations at 512 px to the
+                # seed's cost (docs/BENCHMARKS.md)
+                optimizer, options = lbfgs, {"pairs": _resized_pairs(carried, shape)}
             else:   # Adam, going on from the previous scale's moments
                 optimizer = adam
                 options = {"lr": settings.learning_rate, "state": _resized(adam_state, shape)}
@@ -441,11 +443,8 @@ class Stylizer:
         return as_float(resize_exact(init_image, shape))[None]
 
 
-import os
-CARRY_PAIRS = bool(os.environ.get("NST_CARRY_PAIRS"))
-
-
 def _resized_pairs(pairs, shape):
+    """L-BFGS's curvature pairs brought to the next scale's size."""
     if not pairs:
         return None
     return [(resize_field(s, shape), resize_field(y, shape)) for s, y in pairs]

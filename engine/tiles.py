@@ -28,13 +28,14 @@ MIN_TILE = 256      # the smallest tile the memory limit chooses: a smaller one 
 # side with `python -m bench.memory` (VmHWM of a process running the step once), rounded up
 STEP_MEMORY = {"ort": (550.0, 2.6), "tf": (1000.0, 1.85)}
 FEATURES_KB_PER_PX = 0.8     # the feature extractor's forward pass, for content targets per tile
+LBFGS_KB_PER_PX = 20 * 2 * 12 / 1024   # L-BFGS's history: 20 pairs of float32 RGB pictures
 WHOLE_PICTURE_BYTES_PER_PX = 3 * 4 * 9   # image, gradient, best, Adam's two moments, average, content, masks
 
 
 def estimate_mb(engine: str, h: int, w: int) -> float:
-    """What a whole-picture step at h x w needs, in MB."""
+    """What a whole-picture scale at h x w needs, in MB: the step and L-BFGS's history."""
     base, per_px = STEP_MEMORY[engine]
-    return base + per_px * h * w / 1024
+    return base + (per_px + LBFGS_KB_PER_PX) * h * w / 1024
 
 
 def tiled_estimate_mb(engine: str, h: int, w: int, tile: int) -> float:
