@@ -27,7 +27,8 @@ MIN_TILE = 256      # the smallest tile the memory limit chooses: a smaller one 
 # peak resident memory of a step at h x w px: (base MB, KB per pixel), measured at 256-768 px a
 # side with `python -m bench.memory` (VmHWM of a process running the step once), rounded up
 STEP_MEMORY = {"ort": (550.0, 2.6), "tf": (1000.0, 1.85)}
-FEATURES_KB_PER_PX = 0.8     # the feature extractor's forward pass, for content targets per tile
+FEATURES_KB_PER_PX = 1.0     # the feature extractor's forward pass, for content targets per tile (0.8
+                             # let a 2048 px run with a 3000 MB limit peak at 3030 MB)
 LBFGS_KB_PER_PX = 20 * 2 * 12 / 1024   # L-BFGS's history: 20 pairs of float32 RGB pictures
 WHOLE_PICTURE_BYTES_PER_PX = 3 * 4 * 9   # image, gradient, best, Adam's two moments, average, content, masks
 

@@ -80,7 +80,8 @@ def large(args) -> str:
     save_image(outcome.image, args.output, {"nst.settings": settings.to_json()})
     h, w = outcome.image.shape[:2]
     crop = outcome.image[h // 2 - 256:h // 2 + 256, w // 2 - 384:w // 2 + 384]
-    save_image(crop, Path(args.output).with_name(Path(args.output).stem + "_crop.png"))
+    save_image(crop, Path(args.output).with_name(Path(args.output).stem + "_crop.png"))   # at 100%
+    save_image(resize_longest(outcome.image, 1024), Path(args.output).with_name(Path(args.output).stem + "_preview.png"))
     return f"{w}x{h} in {time.perf_counter() - start:.0f} s, peak resident memory {peak:.0f} MB; {outcome.step}"
 
 
