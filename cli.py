@@ -295,8 +295,7 @@ def cmd_video(args) -> int:
         with connect(args.scheduler, args.workers, weights=args.weights, provider=provider) as client:
             report = stylize_video(client, args.input, args.output, styles, settings,
                                    temporal_weight=args.temporal_weight, frames=args.frames, weights=args.weights,
-                                   provider=provider, threads=args.threads, quiet=args.quiet, log=log,
-                                   sources={"style": [str(p) for p in style_paths]})
+                                   provider=provider, threads=args.threads, quiet=args.quiet, log=log)
     except VideoError as exc:
         return _error(str(exc), 1)
     print(f"done: {report.frames} frames {report.width}x{report.height} at {report.fps} fps in "
