@@ -277,7 +277,8 @@ def cmd_batch(args) -> int:
 def cmd_video(args) -> int:
     try:
         from batch.cluster import connect
-        from video.run import VideoError, stylize_video
+        from video.io import VideoError, parse_range, probe
+        from video.run import check_output, stylize_video
     except ImportError as exc:
         raise UsageError(f"video needs the cluster and video extras (pip install -e \".[cluster,video]\"): "
                          f"{exc}") from None
@@ -292,6 +293,12 @@ def cmd_video(args) -> int:
     provider = "cpu" if args.provider == "auto" else args.provider
     log = (lambda *a: None) if args.quiet else (lambda message: print(message, file=sys.stderr))
     try:
+        parse_range(args.frames)
+    except VideoError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        check_output(args.output)
+        probe(args.input)  # before the cluster starts
         with connect(args.scheduler, args.workers, weights=args.weights, provider=provider) as client:
             report = stylize_video(client, args.input, args.output, styles, settings,
                                    temporal_weight=args.temporal_weight, frames=args.frames, weights=args.weights,

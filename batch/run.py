@@ -55,7 +55,16 @@ def run_batch(client, jobs: list[Job], *, retries: int = 2, quiet: bool = False,
         raise BatchInterrupted([results[str(j.output)] for j in jobs]) from None
     finally:
         bar.close()
+    _remove_leftovers(jobs)
     return [results[str(j.output)] for j in jobs]
+
+
+def _remove_leftovers(jobs) -> None:
+    """Temporary files a killed worker left beside an output (every attempt has ended now): the
+    output itself is whole or absent, these are only litter."""
+    for job in jobs:
+        for leftover in job.output.parent.glob(f".{job.output.name}.*.tmp"):
+            leftover.unlink(missing_ok=True)
 
 
 class BatchInterrupted(Exception):

@@ -37,6 +37,21 @@ def parse_range(text: str | None) -> tuple[int, int | None]:
     return start, stop
 
 
+def probe(path) -> None:
+    """Refuse, before any work, a file with no video stream FFmpeg can read."""
+    path = Path(path)
+    if not path.is_file():
+        raise VideoError(f"{path}: no such file")
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise VideoError(f"{path}: has no video stream")
+    except VideoError:
+        raise
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        raise VideoError(f"{path}: not a video FFmpeg can read ({str(exc).splitlines()[0]})") from None
+
+
 def read_frames(path, start: int = 0, stop: int | None = None) -> Clip:
     path = Path(path)
     if not path.is_file():

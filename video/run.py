@@ -37,6 +37,15 @@ def frame_shape(shape, size: int) -> tuple[int, int]:
     return max(2, round(h * scale / 2) * 2), max(2, round(w * scale / 2) * 2)
 
 
+def check_output(path) -> Path:
+    path = Path(path)
+    if path.suffix.lower() not in SUFFIXES:
+        raise VideoError(f"{path}: unsupported output type {path.suffix or '(none)'}; use {', '.join(SUFFIXES)}")
+    if not path.parent.is_dir():
+        raise VideoError(f"{path}: the folder {path.parent} does not exist")
+    return path
+
+
 def compute_flows(client, frames) -> list:
     """(flow t -> t-1, mask) for t = 1..n-1, every pair a task on the cluster."""
     if len(frames) < 2:
@@ -75,11 +84,7 @@ def stylize_video(client, source, output, styles, settings, *, temporal_weight: 
     from engine.store import ArtifactStore
     from engine.stylizer import Stylizer
     from models.weights import load_weights
-    output = Path(output)
-    if output.suffix.lower() not in SUFFIXES:
-        raise VideoError(f"{output}: unsupported output type {output.suffix or '(none)'}; use {', '.join(SUFFIXES)}")
-    if not output.parent.is_dir():
-        raise VideoError(f"{output}: the folder {output.parent} does not exist")
+    output = check_output(output)
     start_index, stop_index = parse_range(frames)
     start = time.perf_counter()
     clip = read_frames(source, start_index, stop_index)
