@@ -461,8 +461,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="the video to stylize")
     p.add_argument("--style", nargs="+", help="style image(s) (default: the bundled style/starry_night.jpg)")
     p.add_argument("-o", "--output", default="out.mp4", help="the stylized video (.mp4, H.264)")
-    p.add_argument("--temporal-weight", type=float, default=2e3,
-                   help="weight of the temporal loss; 0 stylizes each frame on its own")
+    p.add_argument("--temporal-weight", type=float, default=1e11,
+                   help="weight of the temporal loss (images in [0, 1], mean over values; the content and "
+                        "style losses are ~1e8 here); 0 stylizes each frame on its own")
     p.add_argument("--frames", metavar="A:B", help="only frames A (counted from 0) up to B, not included")
     add_settings_options(p)
     cluster_options(p)
