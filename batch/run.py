@@ -3,6 +3,7 @@ over pictures, and a summary table at the end."""
 from __future__ import annotations
 
 import sys
+import uuid
 from collections import Counter
 
 from .jobs import Job, Result, is_done, stylize_job
@@ -31,8 +32,9 @@ def run_batch(client, jobs: list[Job], *, retries: int = 2, quiet: bool = False,
             results[str(job.output)] = Result(str(job.output), "skipped", reason="same settings and inputs")
         else:
             todo.append(job)
-    futures = {client.submit(stylize_job, job, retries=retries, pure=False, key=f"nst-{job.output.name}-{id(job)}"): job
-               for job in todo}
+    # a fresh key each submission: a key of an earlier run still held would return its old result
+    futures = {client.submit(stylize_job, job, retries=retries, pure=False,
+                             key=f"nst-{job.output.name}-{uuid.uuid4().hex}"): job for job in todo}
     bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), unit="picture", disable=quiet, file=sys.stderr,
                dynamic_ncols=True)
     try:
