@@ -18,7 +18,7 @@ def panned_frames(photo: np.ndarray, count: int, shape, *, step: float = 2.0, zo
     for t in range(count):
         scale = zoom ** t
         cw, ch = w / scale, h / scale
-        left = 4 + t * step / scale * scale
+        left = 4 + t * step
         box = (left + (w - cw) / 2, 4 + (h - ch) / 2, left + (w + cw) / 2, 4 + (h + ch) / 2)
         frames.append(np.asarray(image.resize((w, h), Image.BICUBIC, box=box)))
     return frames
