@@ -85,6 +85,14 @@ def write_video(path, frames, rate: Fraction, *, audio_from=None, start_seconds:
     h, w = frames[0].shape[:2]
     if h % 2 or w % 2:
         raise VideoError(f"frames of {w}x{h}: H.264 in yuv420p needs even sides")
+    try:
+        return _write(path, frames, rate, audio_from, start_seconds, stop_seconds)
+    except av.FFmpegError as exc:
+        raise VideoError(f"{path}: could not be written ({str(exc).splitlines()[0]})") from None
+
+
+def _write(path, frames, rate, audio_from, start_seconds, stop_seconds) -> bool:
+    h, w = frames[0].shape[:2]
     audio = False
     with atomic_path(path) as tmp:
         with av.open(tmp, "w", format="mp4") as out:
