@@ -247,6 +247,85 @@ def _run_with_progress(stylizer, plan, content, styles, init_image, output, stop
             log_file.close()
 
 
+# -- batch and video (Dask; imported only by these commands) --------------------------------
+
+def _cluster_settings(args):
+    settings = _settings(args)
+    if settings.init == "image":
+        raise UsageError("--init takes content or noise here (an init image is per picture)")
+    if settings.step_engine != "ort" or settings.targets != "ort":
+        # workers hold no TensorFlow: they run the exported models only
+        raise UsageError("batch and video run the exported models: --step-engine ort and --targets ort")
+    return settings
+
+
+def cmd_batch(args) -> int:
+    try:
+        from batch.cluster import connect
+        from batch.jobs import BatchError, expand, make_jobs
+        from batch.run import BatchInterrupted, export_first, run_batch, summary
+    except ImportError as exc:
+        raise UsageError(f"batch needs the cluster extra (pip install -e \".[cluster]\"): {exc}") from None
+    from engine.images import bundled
+    settings = _cluster_settings(args)
+    try:
+        contents = expand(args.contents)
+        styles = expand(args.style) if args.style else [p for p in bundled("style") if p.stem == "starry_night"]
+        settings.check_styles(len(styles) if args.blend else 1)
+        out_dir = Path(args.output_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        jobs = make_jobs(contents, styles, settings, out_dir, blend=args.blend)
+    except BatchError as exc:
+        raise UsageError(str(exc)) from None
+    log = (lambda *a: None) if args.quiet else (lambda message: print(message, file=sys.stderr))
+    export_first(settings, args.weights, "cpu" if args.provider == "auto" else args.provider, log)
+    with connect(args.scheduler, args.workers, weights=args.weights,
+                 provider="cpu" if args.provider == "auto" else args.provider) as client:
+        try:
+            results = run_batch(client, jobs, retries=args.retries, quiet=args.quiet)
+        except BatchInterrupted as exc:
+            print(summary(exc.results))
+            return _error("interrupted: run the same command again to make the rest", 130)
+    print(summary(results))
+    return 1 if any(r.status == "failed" for r in results) else 0
+
+
+def cmd_video(args) -> int:
+    try:
+        from batch.cluster import connect
+        from video.io import VideoError, parse_range, probe
+        from video.run import check_output, stylize_video
+    except ImportError as exc:
+        raise UsageError(f"video needs the cluster and video extras (pip install -e \".[cluster,video]\"): "
+                         f"{exc}") from None
+    from engine.images import bundled, load_image
+    settings = _cluster_settings(args)
+    if args.temporal_weight < 0:
+        raise UsageError("--temporal-weight must not be negative")
+    style_paths = [Path(p) for p in args.style] if args.style else \
+        [p for p in bundled("style") if p.stem == "starry_night"]
+    settings.check_styles(len(style_paths))
+    styles = [load_image(p) for p in style_paths]
+    provider = "cpu" if args.provider == "auto" else args.provider
+    log = (lambda *a: None) if args.quiet else (lambda message: print(message, file=sys.stderr))
+    try:
+        parse_range(args.frames)
+    except VideoError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        check_output(args.output)
+        probe(args.input)  # before the cluster starts
+        with connect(args.scheduler, args.workers, weights=args.weights, provider=provider) as client:
+            report = stylize_video(client, args.input, args.output, styles, settings,
+                                   temporal_weight=args.temporal_weight, frames=args.frames, weights=args.weights,
+                                   provider=provider, threads=args.threads, quiet=args.quiet, log=log)
+    except VideoError as exc:
+        return _error(str(exc), 1)
+    print(f"done: {report.frames} frames {report.width}x{report.height} at {report.fps} fps in "
+          f"{report.seconds:.1f} s (flow {report.flow_seconds:.1f} s); audio {report.audio}; wrote {args.output}")
+    return 0
+
+
 # -- bench ---------------------------------------------------------------------------------
 
 def cmd_bench(args) -> int:
@@ -295,6 +374,66 @@ def _default_data() -> Path:
 
 
 # -- the parser ----------------------------------------------------------------------------
+
+def add_settings_options(p) -> None:
+    """Every flag that becomes a ``Settings`` field (read back by ``_settings``), plus --provider and
+    --threads: stylize, batch and video take the same ones."""
+    p.add_argument("--style-weights", metavar="W1,W2,...", help="blend of the style images (default: even)")
+    p.add_argument("--size", type=int, default=DEFAULTS.size, help="longest side of the output, px")
+    p.add_argument("--iterations", type=int, default=DEFAULTS.iterations, help="gradient evaluations at each scale")
+    p.add_argument("--scales", type=int, default=DEFAULTS.scales,
+                   help="coarse-to-fine scales; each starts from the previous result")
+    p.add_argument("--min-size", type=int, default=DEFAULTS.min_size,
+                   help="longest side at the first scale (a --size not above it runs one scale)")
+    p.add_argument("--optimizer", choices=("lbfgs", "adam"), default=DEFAULTS.optimizer)
+    p.add_argument("--learning-rate", type=float, default=DEFAULTS.learning_rate,
+                   help="Adam's step size, pixels in [0, 1]")
+    p.add_argument("--content-weight", type=float, default=DEFAULTS.content_weight,
+                   help="(the seed's NST uses 1e4, which lets the style swamp the subject)")
+    p.add_argument("--style-weight", type=float, default=DEFAULTS.style_weight)
+    p.add_argument("--tv-weight", type=float, default=DEFAULTS.tv_weight, help="total variation (smoothness) weight")
+    p.add_argument("--style-layers", metavar="L[:W],...",
+                   help="VGG19 layers for style with optional weights (normalised to sum 1); default "
+                        + ",".join(DEFAULTS.style_layers))
+    p.add_argument("--content-layers", metavar="L[:W],...",
+                   help="VGG19 layers for content; default " + ",".join(DEFAULTS.content_layers))
+    p.add_argument("--pooling", choices=("avg", "max"), default=DEFAULTS.pooling)
+    p.add_argument("--init", default=DEFAULTS.init, help="content, noise, or an image file")
+    p.add_argument("--seed", type=int, default=DEFAULTS.seed,
+                   help="random seed (noise init); same seed, same machine, same image")
+    p.add_argument("--style-scale", type=float, default=DEFAULTS.style_scale,
+                   help="style image size relative to the output")
+    p.add_argument("--scale-iterations", metavar="N1,N2,...",
+                   help="evaluations at each scale, coarse to fine (one count per scale; default --iterations at each)")
+    p.add_argument("--preserve-colors", nargs="?", const="luminance", default=DEFAULTS.preserve_colors,
+                   choices=("none", "luminance", "histogram"),
+                   help="keep the content's colours: luminance (the default mode: only the luminance is "
+                        "stylized, the content's chroma kept) or histogram (the style images recoloured to the "
+                        "content's colour mean and covariance before the run)")
+    p.add_argument("--style-colors", action="store_true",
+                   help="the other way round: recolour the content to the style images' colours before the run")
+    p.add_argument("--memory-limit", type=int, default=DEFAULTS.memory_limit, metavar="MB",
+                   help="memory the run may use; a scale that would need more runs in overlapping tiles (with "
+                        "Adam), and a picture that cannot fit even so is refused with the size that would "
+                        "(default: 3/4 of the memory available at the start)")
+    p.add_argument("--tile", type=int, default=DEFAULTS.tile, metavar="PX",
+                   help="run the scales larger than PX in tiles of PX (a multiple of 16; default: only as the "
+                        "memory limit needs)")
+    p.add_argument("--targets", choices=("ort", "tf"), default=DEFAULTS.targets,
+                   help="backend for the style Grams and content features (ONNX Runtime once exported and "
+                        "checked, or TensorFlow)")
+    p.add_argument("--provider", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="ONNX Runtime provider: auto takes CUDA only when a session really starts on it")
+    p.add_argument("--threads", type=int, help="CPU threads for ONNX Runtime and TensorFlow (default: every core)")
+    p.add_argument("--step-engine", choices=("auto", "tf", "ort"), default=DEFAULTS.step_engine,
+                   help="what computes each loss-and-gradient step: tf (TensorFlow GradientTape, the reference), "
+                        "ort (the step exported to ONNX once, any image size, run by ONNX Runtime; --pooling avg "
+                        "only), or auto: ort when the provider is CUDA, tf otherwise")
+    p.add_argument("--no-xla", action="store_true", help="do not XLA-compile the TensorFlow gradient step")
+    p.add_argument("--no-winograd", action="store_true",
+                   help="--step-engine ort on the CPU: run the step graph's convolutions as exported instead of "
+                        "by Winograd F(4x4, 3x3) (1.3-1.6x slower at 512 px here, 0.3 GB less memory)")
+
 
 def build_parser() -> argparse.ArgumentParser:
     formatter = argparse.ArgumentDefaultsHelpFormatter
@@ -348,75 +487,63 @@ def build_parser() -> argparse.ArgumentParser:
                                    "arguments, stylizes a bundled photograph with The Starry Night.")
     p.add_argument("--content", help="content image (default: the bundled content/chelsea.jpg)")
     p.add_argument("--style", nargs="+", help="style image(s) (default: the bundled style/starry_night.jpg)")
-    p.add_argument("--style-weights", metavar="W1,W2,...", help="blend of the style images (default: even)")
     p.add_argument("-o", "--output", default="out.png", help="output image, PNG or JPEG by extension")
-    p.add_argument("--size", type=int, default=DEFAULTS.size, help="longest side of the output, px")
-    p.add_argument("--iterations", type=int, default=DEFAULTS.iterations, help="gradient evaluations at each scale")
-    p.add_argument("--scales", type=int, default=DEFAULTS.scales,
-                   help="coarse-to-fine scales; each starts from the previous result")
-    p.add_argument("--min-size", type=int, default=DEFAULTS.min_size,
-                   help="longest side at the first scale (a --size not above it runs one scale)")
-    p.add_argument("--optimizer", choices=("lbfgs", "adam"), default=DEFAULTS.optimizer)
-    p.add_argument("--learning-rate", type=float, default=DEFAULTS.learning_rate,
-                   help="Adam's step size, pixels in [0, 1]")
-    p.add_argument("--content-weight", type=float, default=DEFAULTS.content_weight,
-                   help="(the seed's NST uses 1e4, which lets the style swamp the subject)")
-    p.add_argument("--style-weight", type=float, default=DEFAULTS.style_weight)
-    p.add_argument("--tv-weight", type=float, default=DEFAULTS.tv_weight, help="total variation (smoothness) weight")
-    p.add_argument("--style-layers", metavar="L[:W],...",
-                   help="VGG19 layers for style with optional weights (normalised to sum 1); default "
-                        + ",".join(DEFAULTS.style_layers))
-    p.add_argument("--content-layers", metavar="L[:W],...",
-                   help="VGG19 layers for content; default " + ",".join(DEFAULTS.content_layers))
-    p.add_argument("--pooling", choices=("avg", "max"), default=DEFAULTS.pooling)
-    p.add_argument("--init", default=DEFAULTS.init, help="content, noise, or an image file")
-    p.add_argument("--seed", type=int, default=DEFAULTS.seed,
-                   help="random seed (noise init); same seed, same machine, same image")
-    p.add_argument("--style-scale", type=float, default=DEFAULTS.style_scale,
-                   help="style image size relative to the output")
-    p.add_argument("--scale-iterations", metavar="N1,N2,...",
-                   help="evaluations at each scale, coarse to fine (one count per scale; default --iterations at each)")
-    p.add_argument("--preserve-colors", nargs="?", const="luminance", default=DEFAULTS.preserve_colors,
-                   choices=("none", "luminance", "histogram"),
-                   help="keep the content's colours: luminance (the default mode: only the luminance is "
-                        "stylized, the content's chroma kept) or histogram (the style images recoloured to the "
-                        "content's colour mean and covariance before the run)")
-    p.add_argument("--style-colors", action="store_true",
-                   help="the other way round: recolour the content to the style images' colours before the run")
+    add_settings_options(p)
     p.add_argument("--mask", nargs="+", metavar="FILE",
                    help="spatial control: one greyscale mask per style image, in their order; each style applies "
                         "where its mask is white (resized to the content when its size differs)")
     p.add_argument("--content-mask", metavar="FILE",
                    help="greyscale: the content is kept where it is white and may go where it is black")
-    p.add_argument("--memory-limit", type=int, default=DEFAULTS.memory_limit, metavar="MB",
-                   help="memory the run may use; a scale that would need more runs in overlapping tiles (with "
-                        "Adam), and a picture that cannot fit even so is refused with the size that would "
-                        "(default: 3/4 of the memory available at the start)")
-    p.add_argument("--tile", type=int, default=DEFAULTS.tile, metavar="PX",
-                   help="run the scales larger than PX in tiles of PX (a multiple of 16; default: only as the "
-                        "memory limit needs)")
     p.add_argument("--save-every", type=int, default=0, metavar="N", help="also save every N-th iteration")
-    p.add_argument("--targets", choices=("ort", "tf"), default=DEFAULTS.targets,
-                   help="backend for the style Grams and content features (ONNX Runtime once exported and "
-                        "checked, or TensorFlow)")
-    p.add_argument("--provider", choices=("auto", "cpu", "cuda"), default="auto",
-                   help="ONNX Runtime provider: auto takes CUDA only when a session really starts on it")
-    p.add_argument("--threads", type=int, help="CPU threads for ONNX Runtime and TensorFlow (default: every core)")
-    p.add_argument("--step-engine", choices=("auto", "tf", "ort"), default=DEFAULTS.step_engine,
-                   help="what computes each loss-and-gradient step: tf (TensorFlow GradientTape, the reference), "
-                        "ort (the step exported to ONNX once, any image size, run by ONNX Runtime; --pooling avg "
-                        "only), or auto: ort when the provider is CUDA, tf otherwise")
     p.add_argument("--export-only", action="store_true",
                    help="only export what these settings need (feature extractor, step graph), so that a machine "
                         "without TensorFlow can run them; writes no image")
-    p.add_argument("--no-xla", action="store_true", help="do not XLA-compile the TensorFlow gradient step")
-    p.add_argument("--no-winograd", action="store_true",
-                   help="--step-engine ort on the CPU: run the step graph's convolutions as exported instead of "
-                        "by Winograd F(4x4, 3x3) (1.3-1.6x slower at 512 px here, 0.3 GB less memory)")
     p.add_argument("--log-json", metavar="FILE", help="per iteration losses and elapsed time, one JSON object a line")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or messages; only the summary")
     weights_option(p)
     p.set_defaults(func=cmd_stylize)
+
+    def cluster_options(p):
+        p.add_argument("--workers", type=int, help="processes of the local cluster, one thread each (default: "
+                                                    "every core)")
+        p.add_argument("--scheduler", metavar="tcp://HOST:8786",
+                       help="use a Dask cluster someone runs instead of a local one on 127.0.0.1")
+        p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or messages")
+        p.set_defaults(step_engine="ort")
+        weights_option(p)
+
+    p = sub.add_parser("batch", formatter_class=formatter, help="every content image in every style, on a Dask cluster",
+                       description="Stylize contents (files, folders, globs) x styles into a folder, one picture "
+                                   "each, named CONTENT__STYLE.png, on a Dask cluster whose workers each hold one "
+                                   "engine. A picture already made with the same settings and inputs is skipped, "
+                                   "so running the same command again resumes.")
+    p.add_argument("contents", nargs="+", help="content images: files, folders, globs")
+    p.add_argument("--style", nargs="+", help="style images: files, folders, globs (default: the bundled "
+                                              "style/starry_night.jpg)")
+    p.add_argument("--blend", action="store_true", help="one picture per content in a blend of all the styles "
+                                                        "(--style-weights) instead of one per style")
+    p.add_argument("-o", "--output-dir", default="stylized", help="folder for the pictures (made if missing)")
+    p.add_argument("--retries", type=int, default=2, help="tries again for a picture whose worker was lost")
+    add_settings_options(p)
+    cluster_options(p)
+    p.set_defaults(func=cmd_batch)
+
+    p = sub.add_parser("video", formatter_class=formatter, help="a video, frame by frame, without flicker",
+                       description="Stylize each frame of a video with the short-term temporal loss of Ruder, "
+                                   "Dosovitskiy and Brox (2016): the previous output, warped by the optical flow "
+                                   "(OpenCV DIS, every frame pair computed in parallel on the cluster), starts "
+                                   "each frame and is a target where the forward-backward check trusts the flow. "
+                                   "Audio is passed through.")
+    p.add_argument("input", help="the video to stylize")
+    p.add_argument("--style", nargs="+", help="style image(s) (default: the bundled style/starry_night.jpg)")
+    p.add_argument("-o", "--output", default="out.mp4", help="the stylized video (.mp4, H.264)")
+    p.add_argument("--temporal-weight", type=float, default=1e11,
+                   help="weight of the temporal loss (images in [0, 1], mean over values; the content and "
+                        "style losses are ~1e8 here); 0 stylizes each frame on its own")
+    p.add_argument("--frames", metavar="A:B", help="only frames A (counted from 0) up to B, not included")
+    add_settings_options(p)
+    cluster_options(p)
+    p.set_defaults(func=cmd_video, size=256)
 
     p = sub.add_parser("bench", formatter_class=formatter, help="measure feature extraction and stylize speed",
                        description="Feature extraction, TensorFlow vs ONNX Runtime (each available provider and "
@@ -472,6 +599,8 @@ def _positive_ints(args) -> None:
         value = getattr(args, name, None)
         if value is not None and value < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1, not {value}")
+    if getattr(args, "retries", 0) < 0:
+        raise UsageError("--retries must not be negative")
     if getattr(args, "save_every", 0) < 0:
         raise UsageError("--save-every must not be negative")
 

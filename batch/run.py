@@ -1,0 +1,87 @@
+"""Run a batch's jobs on a cluster: skip what is made, submit the rest with retries, a progress bar
+over pictures, and a summary table at the end."""
+from __future__ import annotations
+
+import sys
+import uuid
+from collections import Counter
+
+from .jobs import Job, Result, is_done, stylize_job
+
+
+def export_first(settings, weights=None, provider: str = "cpu", log=None) -> None:
+    """Find or export every model these settings need, here in the client, so that workers only load
+    them (a worker's store never exports). The step graph serves every image size."""
+    from engine.store import ArtifactStore
+    from engine.stylizer import Stylizer
+    from models.weights import load_weights
+    size = max(settings.size, 64)
+    Stylizer(load_weights(weights), provider=provider, store=ArtifactStore(log=log), lean=True,
+             log=log).plan(settings, (size, size, 3))
+
+
+def run_batch(client, jobs: list[Job], *, retries: int = 2, quiet: bool = False, on_result=None) -> list[Result]:
+    """Every job's result, in the order of ``jobs``. A worker lost mid-picture (killed, out of
+    memory) is retried on another; outputs are written atomically, so nothing is half-written."""
+    from distributed import as_completed
+    from tqdm import tqdm
+    results: dict[str, Result] = {}
+    todo = []
+    for job in jobs:
+        if is_done(job):
+            results[str(job.output)] = Result(str(job.output), "skipped", reason="same settings and inputs")
+        else:
+            todo.append(job)
+    # a fresh key each submission: a key of an earlier run still held would return its old result
+    futures = {client.submit(stylize_job, job, retries=retries, pure=False,
+                             key=f"nst-{job.output.name}-{uuid.uuid4().hex}"): job for job in todo}
+    bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), unit="picture", disable=quiet, file=sys.stderr,
+               dynamic_ncols=True)
+    try:
+        for future in as_completed(futures):
+            job = futures[future]
+            try:
+                result = future.result()
+            except Exception as exc:  # noqa: BLE001 - any failure of one picture is that picture's line
+                text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                result = Result(str(job.output), "failed", reason=text)
+            results[str(job.output)] = result
+            bar.update(1)
+            if on_result:
+                on_result(result)
+    except KeyboardInterrupt:
+        for future in futures:
+            future.cancel()
+        for job in todo:
+            results.setdefault(str(job.output), Result(str(job.output), "failed", reason="interrupted"))
+        raise BatchInterrupted([results[str(j.output)] for j in jobs]) from None
+    finally:
+        bar.close()
+    _remove_leftovers(jobs)
+    return [results[str(j.output)] for j in jobs]
+
+
+def _remove_leftovers(jobs) -> None:
+    """Temporary files a killed worker left beside an output (every attempt has ended now): the
+    output itself is whole or absent, these are only litter."""
+    for job in jobs:
+        for leftover in job.output.parent.glob(f".{job.output.name}.*.tmp"):
+            leftover.unlink(missing_ok=True)
+
+
+class BatchInterrupted(Exception):
+    def __init__(self, results):
+        super().__init__("interrupted")
+        self.results = results
+
+
+def summary(results: list[Result]) -> str:
+    """One line per picture (output, status, seconds or reason), then the totals."""
+    width = max((len(r.output) for r in results), default=6)
+    lines = [f"{'output':<{width}}  status   detail"]
+    for r in results:
+        detail = f"{r.seconds:.1f} s" if r.status == "done" else r.reason
+        lines.append(f"{r.output:<{width}}  {r.status:<7}  {detail}")
+    counts = Counter(r.status for r in results)
+    lines.append(f"{counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed")
+    return "\n".join(lines)
