@@ -54,6 +54,19 @@ def value_and_gradient(trunk, image, *, grams: dict, contents: dict, style_masks
     return total, tape.gradient(total, image), j_content, j_style, j_var
 
 
+def step_from_feeds(trunk, image, feeds: dict, style_layers, content_layers):
+    """``value_and_gradient`` with its targets and weights as ``step_feeds`` names them: how the
+    TensorFlow step calls it, and what the exporter traces into the step graph."""
+    return value_and_gradient(
+        trunk, image, grams={n: feeds[f"gram.{n}"] for n in style_layers},
+        contents={n: feeds[f"content.{n}"] for n in content_layers},
+        style_masks={n: feeds[f"mask.{n}"] for n in style_layers},
+        content_masks={n: feeds[f"content_mask.{n}"] for n in content_layers},
+        region_weights=feeds["region_weights"], style_layers=style_layers, content_layers=content_layers,
+        style_weights=feeds["style_layer_weights"], content_weights=feeds["content_layer_weights"],
+        loss_weights=feeds["loss_weights"])
+
+
 class TfStep:
     """``objective_parts`` by ``GradientTape``: the reference step engine, with ``OrtStep``'s interface.
 
@@ -71,14 +84,7 @@ class TfStep:
         # without XLA, shapes generalise after a few: tiles of many sizes do not each trace anew
         @tf.function(jit_compile=jit, reduce_retracing=not jit)
         def step(image, feeds):
-            return value_and_gradient(
-                trunk, image, grams={n: feeds[f"gram.{n}"] for n in self.style_layers},
-                contents={n: feeds[f"content.{n}"] for n in self.content_layers},
-                style_masks={n: feeds[f"mask.{n}"] for n in self.style_layers},
-                content_masks={n: feeds[f"content_mask.{n}"] for n in self.content_layers},
-                region_weights=feeds["region_weights"], style_layers=self.style_layers,
-                content_layers=self.content_layers, style_weights=feeds["style_layer_weights"],
-                content_weights=feeds["content_layer_weights"], loss_weights=feeds["loss_weights"])
+            return step_from_feeds(trunk, image, feeds, self.style_layers, self.content_layers)
 
         self._step = step
 

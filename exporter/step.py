@@ -25,7 +25,7 @@ import onnx  # noqa: E402
 from engine.images import bundled_photo  # noqa: E402
 from engine.losses import gram_matrix  # noqa: E402
 from engine.memory import release_memory  # noqa: E402
-from engine.objective import value_and_gradient  # noqa: E402
+from engine.objective import step_from_feeds  # noqa: E402
 from engine.ort_backend import METADATA_STEP  # noqa: E402
 from engine.spec import LOSS_PARTS, STEP_OUTPUTS, StepSpec, step_feeds  # noqa: E402
 from engine.store import step_mismatch  # noqa: E402
@@ -85,14 +85,8 @@ def step_function(spec: StepSpec, weights, dtype=tf.float32, fixed_shape=None):
     @tf.function(input_signature=signature)
     def step(*inputs):
         feeds = dict(zip(names, inputs))
-        total, grad, j_content, j_style, j_var = value_and_gradient(
-            trunk, feeds["image"], grams={n: feeds[f"gram.{n}"] for n in spec.style_layers},
-            contents={n: feeds[f"content.{n}"] for n in spec.content_layers},
-            style_masks={n: feeds[f"mask.{n}"] for n in spec.style_layers},
-            content_masks={n: feeds[f"content_mask.{n}"] for n in spec.content_layers},
-            region_weights=feeds["region_weights"], style_layers=spec.style_layers,
-            content_layers=spec.content_layers, style_weights=feeds["style_layer_weights"],
-            content_weights=feeds["content_layer_weights"], loss_weights=feeds["loss_weights"])
+        total, grad, j_content, j_style, j_var = step_from_feeds(trunk, feeds["image"], feeds, spec.style_layers,
+                                                                 spec.content_layers)
         outputs = dict(zip(STEP_OUTPUTS, (total, j_content, j_style, j_var, grad)))
         return {name: tf.identity(value, name=name) for name, value in outputs.items()}
 

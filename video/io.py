@@ -2,6 +2,7 @@
 without re-encoding, the output written beside its final name and renamed when whole."""
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -37,41 +38,39 @@ def parse_range(text: str | None) -> tuple[int, int | None]:
     return start, stop
 
 
-def probe(path) -> None:
-    """Refuse, before any work, a file with no video stream FFmpeg can read."""
-    path = Path(path)
+@contextmanager
+def _opened(path: Path):
+    """The container of ``path`` with a video stream; any FFmpeg failure, there or in the body, one line."""
     if not path.is_file():
         raise VideoError(f"{path}: no such file")
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
                 raise VideoError(f"{path}: has no video stream")
+            yield container
     except VideoError:
         raise
     except (av.FFmpegError, OSError, ValueError) as exc:
         raise VideoError(f"{path}: not a video FFmpeg can read ({str(exc).splitlines()[0]})") from None
+
+
+def probe(path) -> None:
+    """Refuse, before any work, a file with no video stream FFmpeg can read."""
+    with _opened(Path(path)):
+        pass
 
 
 def read_frames(path, start: int = 0, stop: int | None = None) -> Clip:
     path = Path(path)
-    if not path.is_file():
-        raise VideoError(f"{path}: no such file")
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise VideoError(f"{path}: has no video stream")
-            stream = container.streams.video[0]
-            rate = stream.average_rate or stream.guessed_rate or Fraction(25)
-            frames = []
-            for index, frame in enumerate(container.decode(stream)):
-                if stop is not None and index >= stop:
-                    break
-                if index >= start:
-                    frames.append(frame.to_ndarray(format="rgb24"))
-    except VideoError:
-        raise
-    except (av.FFmpegError, OSError, ValueError) as exc:
-        raise VideoError(f"{path}: not a video FFmpeg can read ({str(exc).splitlines()[0]})") from None
+    with _opened(path) as container:
+        stream = container.streams.video[0]
+        rate = stream.average_rate or stream.guessed_rate or Fraction(25)
+        frames = []
+        for index, frame in enumerate(container.decode(stream)):
+            if stop is not None and index >= stop:
+                break
+            if index >= start:
+                frames.append(frame.to_ndarray(format="rgb24"))
     if not frames:
         raise VideoError(f"{path}: no frames in the range asked for")
     return Clip(frames, Fraction(rate), start)
