@@ -293,15 +293,23 @@ def cmd_batch(args) -> int:
 def cmd_video(args) -> int:
     try:
         from batch.cluster import connect
-        from video.io import VideoError, parse_range, probe
-        from video.run import check_output, stylize_video
+        from batch.run import export_first
+        from video.interrupt import CtrlC, sigint_ignored
+        from video.io import VideoError, check_output, parse_range, probe
+        from video.run import frame_shape, stylize_video
     except ImportError as exc:
         raise UsageError(f"video needs the cluster and video extras (pip install -e \".[cluster,video]\"): "
                          f"{exc}") from None
+    import contextlib
+
     from engine.images import bundled, load_image
     settings = _cluster_settings(args)
     if args.temporal_weight < 0:
         raise UsageError("--temporal-weight must not be negative")
+    if args.overlap < 0:
+        raise UsageError("--overlap must not be negative")
+    if args.chunks is not None and args.chunks < 1:
+        raise UsageError(f"--chunks must be at least 1, not {args.chunks}")
     style_paths = [Path(p) for p in args.style] if args.style else \
         [p for p in bundled("style") if p.stem == "starry_night"]
     settings.check_styles(len(style_paths))
@@ -313,16 +321,29 @@ def cmd_video(args) -> int:
     except VideoError as exc:
         raise UsageError(str(exc)) from None
     try:
-        check_output(args.output)
-        probe(args.input)  # before the cluster starts
-        with connect(args.scheduler, args.workers, weights=args.weights, provider=provider) as client:
-            report = stylize_video(client, args.input, args.output, styles, settings,
-                                   temporal_weight=args.temporal_weight, frames=args.frames, weights=args.weights,
-                                   provider=provider, threads=args.threads, quiet=args.quiet, log=log)
+        output = check_output(args.output)
+        info = probe(args.input)  # before the cluster starts
+        shape = frame_shape((info.height, info.width), settings.size)
+        # the models exported here (workers only load them), and the frame's size checked
+        export_first(settings.replace(size=max(shape)), args.weights, provider, log)
+        with CtrlC(log) as ctrl_c, contextlib.ExitStack() as stack:
+            with sigint_ignored():   # the workers leave Ctrl-C to this process
+                client = stack.enter_context(connect(args.scheduler, args.workers, weights=args.weights,
+                                                     provider=provider))
+            report = stylize_video(client, info.path, output, styles, settings,
+                                   temporal_weight=args.temporal_weight, frames_range=args.frames,
+                                   chunks=args.chunks, overlap=args.overlap, work_dir=args.work_dir,
+                                   keep_frames=args.keep_frames, stop=ctrl_c.event, quiet=args.quiet, log=log)
     except VideoError as exc:
         return _error(str(exc), 1)
-    print(f"done: {report.frames} frames {report.width}x{report.height} at {report.fps} fps in "
-          f"{report.seconds:.1f} s (flow {report.flow_seconds:.1f} s); audio {report.audio}; wrote {args.output}")
+    where = f"{report.width}x{report.height} at {report.fps:g} fps, {report.chunks} chunk(s)"
+    if report.interrupted:
+        held = f"; the frames made are kept in {report.work_dir}" if report.work_dir else ""
+        video = f"{args.output} holds the first {report.frames} of {report.total} frames" if report.written else \
+            "no frame was final yet, so no video was written"
+        return _error(f"interrupted: {video} ({where}){held}; the same command resumes", 130)
+    print(f"done: {report.frames} frames {where} in {report.seconds:.1f} s ({report.made} made, {report.resumed} "
+          f"resumed); audio: {report.audio}; wrote {args.output}")
     return 0
 
 
@@ -529,18 +550,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_batch)
 
     p = sub.add_parser("video", formatter_class=formatter, help="a video, frame by frame, without flicker",
-                       description="Stylize each frame of a video with the short-term temporal loss of Ruder, "
-                                   "Dosovitskiy and Brox (2016): the previous output, warped by the optical flow "
-                                   "(OpenCV DIS, every frame pair computed in parallel on the cluster), starts "
-                                   "each frame and is a target where the forward-backward check trusts the flow. "
-                                   "Audio is passed through.")
+                       description="Stylize each frame of a video so that it does not flicker (Ruder, Dosovitskiy "
+                                   "and Brox 2016): each frame follows the previous output and an anchor, the "
+                                   "oldest output that still covers half of it, both warped onto it by optical flow "
+                                   "(OpenCV DIS) where the forward-backward check trusts the flow. The clip is cut "
+                                   "into chunks that the cluster's workers make at once, their borders handed over "
+                                   "across an overlap. Every finished frame is kept in a work folder, so the same "
+                                   "command resumes a run stopped anyhow; Ctrl-C stops after the frames in "
+                                   "progress and writes the video of the frames done. Audio is copied where the "
+                                   "container takes it, else re-encoded to AAC.")
     p.add_argument("input", help="the video to stylize")
     p.add_argument("--style", nargs="+", help="style image(s) (default: the bundled style/starry_night.jpg)")
-    p.add_argument("-o", "--output", default="out.mp4", help="the stylized video (.mp4, H.264)")
+    p.add_argument("-o", "--output", default="out.mp4", help="the stylized video: .mp4, .mkv or .mov (H.264)")
     p.add_argument("--temporal-weight", type=float, default=1e11,
                    help="weight of the temporal loss (images in [0, 1], mean over values; the content and "
                         "style losses are ~1e8 here); 0 stylizes each frame on its own")
     p.add_argument("--frames", metavar="A:B", help="only frames A (counted from 0) up to B, not included")
+    p.add_argument("--work-dir", metavar="DIR", help="where finished frames are kept until the video is done "
+                                                     "(default: OUTPUT.frames beside the output)")
+    p.add_argument("--keep-frames", action="store_true", help="keep the work folder when the video is done")
+    p.add_argument("--chunks", type=int, help="parts of the clip made at once (default: one per worker; a "
+                                              "resumed run keeps the first run's)")
+    p.add_argument("--overlap", type=int, default=8,
+                   help="frames over which one chunk hands over to the next (made twice)")
     add_settings_options(p)
     cluster_options(p)
     p.set_defaults(func=cmd_video, size=256)

@@ -1,8 +1,13 @@
-"""Frames in and out with PyAV (FFmpeg): decode to uint8 RGB, encode H.264, audio passed through
-without re-encoding, the output written beside its final name and renamed when whole."""
+"""Frames in and out with PyAV (FFmpeg), one at a time, so that memory does not grow with the clip:
+frames decoded lazily and brought to the working size as they come; the output encoded frame by
+frame into a file beside its final name (renamed when closed), in the container its suffix names,
+with the source's audio interleaved as the video grows."""
 from __future__ import annotations
 
-from contextlib import contextmanager
+import contextlib
+import io
+import os
+import tempfile
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -10,18 +15,11 @@ from pathlib import Path
 import av
 import numpy as np
 
-from models.atomic import atomic_path
+CONTAINERS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska"}
 
 
 class VideoError(ValueError):
     """A video that cannot be read or written, in one line."""
-
-
-@dataclass
-class Clip:
-    frames: list             # uint8 (h, w, 3) RGB
-    rate: Fraction           # frames per second
-    start: int               # index of the first frame kept
 
 
 def parse_range(text: str | None) -> tuple[int, int | None]:
@@ -38,7 +36,11 @@ def parse_range(text: str | None) -> tuple[int, int | None]:
     return start, stop
 
 
-@contextmanager
+def _first_line(exc: Exception) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0]
+
+
+@contextlib.contextmanager
 def _opened(path: Path):
     """The container of ``path`` with a video stream; any FFmpeg failure, there or in the body, one line."""
     if not path.is_file():
@@ -51,83 +53,228 @@ def _opened(path: Path):
     except VideoError:
         raise
     except (av.FFmpegError, OSError, ValueError) as exc:
-        raise VideoError(f"{path}: not a video FFmpeg can read ({str(exc).splitlines()[0]})") from None
+        raise VideoError(f"{path}: not a video FFmpeg can read ({_first_line(exc)})") from None
 
 
-def probe(path) -> None:
-    """Refuse, before any work, a file with no video stream FFmpeg can read."""
-    with _opened(Path(path)):
-        pass
+@dataclass(frozen=True)
+class Source:
+    """What a run needs to know of its input before decoding any frame."""
+    path: Path
+    frames: int              # counted from the packets (no decoding)
+    rate: Fraction           # frames per second (the average: the output has a constant rate)
+    width: int
+    height: int
+    audio: str | None        # codec of the first audio stream
 
 
-def read_frames(path, start: int = 0, stop: int | None = None) -> Clip:
+def probe(path) -> Source:
+    """Refuse, before any work, a file with no video stream FFmpeg can read; count its frames by
+    demuxing (every video packet is one frame; a container's own count is often missing)."""
     path = Path(path)
     with _opened(path) as container:
         stream = container.streams.video[0]
-        rate = stream.average_rate or stream.guessed_rate or Fraction(25)
-        frames = []
+        rate = Fraction(stream.average_rate or stream.guessed_rate or 25)
+        count = sum(1 for packet in container.demux(stream) if packet.size)
+        audio = container.streams.audio[0].codec_context.name if container.streams.audio else None
+        if count == 0:
+            raise VideoError(f"{path}: has no video frames")
+        return Source(path, count, rate, stream.codec_context.width, stream.codec_context.height, audio)
+
+
+def frames(path, shape, start: int = 0, stop: int | None = None, also=()):
+    """``(index, uint8 (h, w, 3) RGB at shape)`` for frames ``start`` to ``stop`` and the earlier
+    frames numbered in ``also`` (a resumed run's references), decoded one at a time. Frames are
+    numbered as decoded, from the file's first, the same in every reader; the others before
+    ``start`` are decoded and dropped unconverted. Each frame is scaled by FFmpeg straight from its
+    decoded form, so a 1080p frame never exists as a full-size RGB array."""
+    path = Path(path)
+    h, w = shape
+    also = set(also)
+    with _opened(path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
         for index, frame in enumerate(container.decode(stream)):
             if stop is not None and index >= stop:
                 break
-            if index >= start:
-                frames.append(frame.to_ndarray(format="rgb24"))
-    if not frames:
-        raise VideoError(f"{path}: no frames in the range asked for")
-    return Clip(frames, Fraction(rate), start)
+            if index >= start or index in also:
+                yield index, _rgb(frame, w, h)
 
 
-def write_video(path, frames, rate: Fraction, *, audio_from=None, start_seconds: float = 0.0,
-                stop_seconds: float | None = None) -> bool:
-    """H.264 (yuv420p, so even sides) at ``rate``; the audio of ``audio_from`` between the two
-    times, its packets copied as they are. True when audio was copied."""
+def _rgb(frame, w: int, h: int) -> np.ndarray:
+    # the source's own colour matrix (BT.709 for HD, usually): FFmpeg assumes BT.601 otherwise
+    colorspace = frame.colorspace if frame.colorspace in (1, 5, 6, 9) else None
+    return frame.reformat(width=w, height=h, format="rgb24", src_colorspace=colorspace,
+                          interpolation="LANCZOS").to_ndarray()
+
+
+def check_output(path) -> Path:
+    """Refuse, before any work, an output that could not be written."""
     path = Path(path)
-    h, w = frames[0].shape[:2]
-    if h % 2 or w % 2:
-        raise VideoError(f"frames of {w}x{h}: H.264 in yuv420p needs even sides")
-    try:
-        return _write(path, frames, rate, audio_from, start_seconds, stop_seconds)
-    except av.FFmpegError as exc:
-        raise VideoError(f"{path}: could not be written ({str(exc).splitlines()[0]})") from None
+    if path.suffix.lower() not in CONTAINERS:
+        raise VideoError(f"{path}: unsupported output type {path.suffix or '(none)'}; use {', '.join(CONTAINERS)}")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise VideoError(f"{path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise VideoError(f"{path}: the folder {folder} is not writable")
+    if path.is_dir():
+        raise VideoError(f"{path}: is a folder")
+    return path
 
 
-def _write(path, frames, rate, audio_from, start_seconds, stop_seconds) -> bool:
-    h, w = frames[0].shape[:2]
-    audio = False
-    with atomic_path(path) as tmp:
-        with av.open(tmp, "w", format="mp4") as out:
-            video = out.add_stream("libx264", rate=rate)
-            video.width, video.height, video.pix_fmt = w, h, "yuv420p"
-            video.options = {"crf": "18"}
-            source = av.open(str(audio_from)) if audio_from else None
-            try:
-                in_audio = source.streams.audio[0] if source and source.streams.audio else None
-                out_audio = out.add_stream_from_template(in_audio) if in_audio is not None else None
-                for image in frames:
-                    for packet in video.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")):
-                        out.mux(packet)
-                for packet in video.encode():
-                    out.mux(packet)
-                if out_audio is not None:
-                    audio = _copy_audio(source, in_audio, out, out_audio, start_seconds, stop_seconds)
-            finally:
-                if source:
-                    source.close()
-    return audio
+def audio_plan(source: Path, output: Path) -> tuple[str | None, str]:
+    """How the source's audio reaches ``output``: ``("copy", ...)`` when its container takes the
+    codec as it is (tried by muxing one packet in memory: FFmpeg knows, we need not keep a table),
+    ``("aac", ...)`` re-encoded when it does not, ``(None, ...)`` when there is none. The text says
+    which, in a few words."""
+    fmt = CONTAINERS[output.suffix.lower()]
+    with _opened(source) as container:
+        if not container.streams.audio:
+            return None, "none in the input"
+        stream = container.streams.audio[0]
+        name = stream.codec_context.name
+        try:
+            packet = next(p for p in container.demux(stream) if p.dts is not None)
+        except StopIteration:
+            return None, "none in the input (an empty audio stream)"
+        try:
+            with av.open(io.BytesIO(), "w", format=fmt) as trial:
+                packet.stream = trial.add_stream_from_template(stream)
+                trial.mux(packet)
+        except (av.FFmpegError, ValueError):
+            return "aac", f"{name} cannot go into {output.suffix} as it is: re-encoded to AAC (.mkv takes it as it is)"
+        return "copy", f"{name}, copied"
 
 
-def _copy_audio(source, in_audio, out, out_audio, start_seconds, stop_seconds) -> bool:
-    base = in_audio.time_base
-    offset = int(start_seconds / base)
-    copied = False
-    for packet in source.demux(in_audio):
-        if packet.pts is None or packet.dts is None:
-            continue  # the demuxer's flush packet
-        seconds = float(packet.pts * base)
-        if seconds < start_seconds or (stop_seconds is not None and seconds >= stop_seconds):
-            continue
-        packet.pts -= offset
-        packet.dts -= offset
-        packet.stream = out_audio
-        out.mux(packet)
-        copied = True
-    return copied
+class VideoWriter:
+    """H.264 (yuv420p, crf 18, so even sides) at ``rate``, encoded as frames come, into a temporary
+    file beside ``path``; ``close`` renames it into place, so ``path`` is whole or absent. With
+    ``audio`` ("copy" or "aac") the source's audio from ``start_seconds`` is muxed alongside, up to
+    the end of the last frame written."""
+
+    def __init__(self, path, rate: Fraction, shape, *, source=None, audio: str | None = None,
+                 start_seconds: float = 0.0):
+        self.path, self.rate = Path(path), Fraction(rate)
+        h, w = shape
+        if h % 2 or w % 2:
+            raise VideoError(f"frames of {w}x{h}: H.264 in yuv420p needs even sides")
+        fd, self.tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+        os.close(fd)
+        self.count, self._audio = 0, None
+        try:
+            self.out = av.open(self.tmp, "w", format=CONTAINERS[self.path.suffix.lower()])
+            self.video = self.out.add_stream("libx264", rate=self.rate)
+            self.video.width, self.video.height, self.video.pix_fmt = w, h, "yuv420p"
+            self.video.options = {"crf": "18"}
+            if audio and source is not None:
+                self._audio = _AudioTrack(self.out, Path(source), audio, start_seconds)
+        except BaseException:
+            self._remove()
+            raise
+
+    def write(self, image: np.ndarray) -> None:
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+        frame.pts, frame.time_base = self.count, 1 / self.rate
+        try:
+            for packet in self.video.encode(frame):
+                self.out.mux(packet)
+            self.count += 1
+            if self._audio:
+                self._audio.until(self.count / self.rate)
+        except av.FFmpegError as exc:
+            raise VideoError(f"{self.path}: could not be written ({_first_line(exc)})") from None
+
+    def close(self) -> bool:
+        """Flush, finish the file and move it into place. False when no frame was written (then
+        nothing is left behind)."""
+        if self.count == 0:
+            self.discard()
+            return False
+        try:
+            for packet in self.video.encode():
+                self.out.mux(packet)
+            if self._audio:
+                self._audio.until(self.count / self.rate)
+                self._audio.close()
+            self.out.close()
+        except av.FFmpegError as exc:
+            self.discard()
+            raise VideoError(f"{self.path}: could not be written ({_first_line(exc)})") from None
+        os.chmod(self.tmp, 0o644)
+        os.replace(self.tmp, self.path)
+        return True
+
+    def discard(self) -> None:
+        with contextlib.suppress(Exception):
+            if self._audio:
+                self._audio.close()
+            self.out.close()
+        self._remove()
+
+    def _remove(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.tmp)
+
+    @property
+    def audio_written(self) -> bool:
+        return bool(self._audio and self._audio.written)
+
+
+def leftovers(path) -> list[Path]:
+    """Temporary files a killed run left beside ``path`` (a writer's, or an atomic write's)."""
+    path = Path(path)
+    return sorted(path.parent.glob(f".{path.name}.*.tmp"))
+
+
+class _AudioTrack:
+    """The source's first audio stream, from ``start`` seconds, fed to ``out`` as far as asked:
+    packets copied as they are, or decoded and re-encoded to AAC."""
+
+    def __init__(self, out, source: Path, mode: str, start: float):
+        self.source = av.open(str(source))
+        self.stream = self.source.streams.audio[0]
+        self.mode, self.start, self.written = mode, start, False
+        if mode == "copy":
+            self.track = out.add_stream_from_template(self.stream)
+            self.items = (p for p in self.source.demux(self.stream) if p.pts is not None and p.dts is not None)
+        else:
+            context = self.stream.codec_context
+            # by channel count: AAC refuses a layout whose order has no name ("2 channels", from PCM)
+            layout = {1: "mono", 2: "stereo"}.get(context.layout.nb_channels, context.layout.name)
+            self.track = out.add_stream("aac", rate=context.sample_rate, layout=layout)
+            self.items = self.source.decode(self.stream)
+        self.out, self.pending = out, None
+
+    def until(self, seconds: float) -> None:
+        """Mux everything that starts before ``seconds`` of the output."""
+        base = self.stream.time_base
+        while True:
+            item = self.pending or next(self.items, None)
+            self.pending = None
+            if item is None:
+                return
+            at = float(item.pts * base) - self.start
+            if at < 0:
+                continue
+            if at >= seconds:
+                self.pending = item
+                return
+            self._mux(item, int(round(self.start / base)))
+
+    def _mux(self, item, offset: int) -> None:
+        if self.mode == "copy":
+            item.pts -= offset
+            item.dts -= offset
+            item.stream = self.track
+            self.out.mux(item)
+        else:
+            item.pts -= offset
+            for packet in self.track.encode(item):
+                self.out.mux(packet)
+        self.written = True
+
+    def close(self) -> None:
+        if self.mode != "copy" and self.written:
+            for packet in self.track.encode():
+                self.out.mux(packet)
+        self.source.close()

@@ -1,7 +1,21 @@
-"""A video end to end: decode, the flows of every frame pair in parallel on the cluster, then the
-frames in order (each needs the one before), encode with the audio."""
+"""A video end to end, as a stream: the clip cut into chunks that the cluster's workers stylize at
+the same time, each chunk's frames in order (each follows the ones before it); frames decoded as a
+chunk needs them, flows computed beside the engine on the worker, every finished frame kept in the
+work folder at once and encoded as soon as the frames before it are final.
+
+Memory does not grow with the clip: this process holds, per chunk, the frame in flight and the two
+it follows (at the working size), one decoder per chunk, and the encoder; workers hold their
+engine. A finished frame is on disk before the next one is asked for, so a killed run loses the
+frames in progress only, and the same command resumes.
+
+Temporal consistency (Ruder, Dosovitskiy and Brox 2016, long-term): each frame follows the previous
+output and an anchor, the oldest output of its chunk that still covers at least half of it (warped
+straight from there, so what stands still is pulled back to how it was first painted, not to a copy
+of a copy): the previous frame keeps motion smooth, the anchor keeps a still background from
+drifting frame after frame (docs/BENCHMARKS.md)."""
 from __future__ import annotations
 
+import hashlib
 import sys
 import time
 from dataclasses import dataclass, field
@@ -9,25 +23,31 @@ from pathlib import Path
 
 import numpy as np
 
-from . import flow
-from .io import VideoError, parse_range, read_frames, write_video
-from .temporal import TemporalLoss
+from . import chunks as chunking
+from .frame import FrameJob, Made, make_frame
+from .io import VideoError, VideoWriter, audio_plan, check_output, frames, leftovers, parse_range, probe
+from .workdir import WorkDir
 
-__all__ = ["VideoError", "stylize_video", "compute_flows", "stylize_frames", "frame_shape"]
-SUFFIXES = (".mp4", ".mov", ".mkv")
+__all__ = ["VideoError", "stylize_video", "frame_shape", "Report"]
+ANCHOR_COVERAGE = 0.5   # an anchor that covers less of the frame than this gives way to the frame
 
 
 @dataclass
 class Report:
-    frames: int
+    frames: int              # in the output video
+    total: int               # the clip's (or the range's)
+    made: int                # frames this run stylized (overlaps included)
+    resumed: int             # frames found finished in the work folder
     width: int
     height: int
     fps: float
     seconds: float
-    flow_seconds: float
     audio: str
-    outputs: list = field(repr=False, default_factory=list)
-    flows: list = field(repr=False, default_factory=list)
+    chunks: int
+    interrupted: bool = False
+    written: bool = False    # an output file exists now
+    work_dir: Path | None = None           # kept: interrupted, or asked to
+    peak_mb: dict = field(default_factory=dict)   # this process's and each worker's VmHWM
 
 
 def frame_shape(shape, size: int) -> tuple[int, int]:
@@ -37,89 +57,245 @@ def frame_shape(shape, size: int) -> tuple[int, int]:
     return max(2, round(h * scale / 2) * 2), max(2, round(w * scale / 2) * 2)
 
 
-def check_output(path) -> Path:
-    path = Path(path)
-    if path.suffix.lower() not in SUFFIXES:
-        raise VideoError(f"{path}: unsupported output type {path.suffix or '(none)'}; use {', '.join(SUFFIXES)}")
-    if not path.parent.is_dir():
-        raise VideoError(f"{path}: the folder {path.parent} does not exist")
-    return path
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
-def compute_flows(client, frames) -> list:
-    """(flow t -> t-1, mask) for t = 1..n-1, every pair a task on the cluster."""
-    if len(frames) < 2:
-        return []
-    scattered = client.scatter(list(frames))
-    futures = [client.submit(flow.pair, scattered[t - 1], scattered[t], pure=False, retries=2)
-               for t in range(1, len(frames))]
-    return client.gather(futures)
+def _sha256_image(image: np.ndarray) -> str:
+    return hashlib.sha256(repr(image.shape).encode() + np.ascontiguousarray(image).tobytes()).hexdigest()
 
 
-def stylize_frames(stylizer, frames, flows, styles, settings, *, temporal_weight: float, callback=None) -> list:
-    """Each frame in order. With a temporal weight, frame t starts from the previous output warped
-    onto it and is pulled towards it where the mask trusts the flow (Ruder et al. 2016, short-term);
-    with 0, every frame is its own picture from the same settings."""
-    settings = settings.replace(size=max(frames[0].shape[:2]))
-    outputs = []
-    for t, frame in enumerate(frames):
-        if t == 0 or temporal_weight == 0:
-            outcome = stylizer.run(frame, styles, settings)
-        else:
-            backward, mask = flows[t - 1]
-            warped = flow.warp(outputs[-1], backward)
-            outcome = stylizer.run(frame, styles, settings.replace(init="image"), init_image=warped,
-                                   penalty=TemporalLoss(warped, mask, temporal_weight))
-        outputs.append(outcome.image)
-        if callback:
-            callback(t, outcome)
-    return outputs
+class _Chain:
+    """One chunk's frames in order, as this process feeds them to the cluster: its decoder, the
+    frames and outputs its next frame follows, and its frame in flight."""
+
+    def __init__(self, chunk, border: str, work: WorkDir, source: Path, shape):
+        self.chunk, self.border, self.work = chunk, border, work
+        self.order = list(chunk.frames)
+        self.position = work.done(chunk.index, self.order)
+        self.inputs: dict[int, np.ndarray] = {}
+        self.outputs: dict[int, np.ndarray] = {}
+        self.anchor = chunk.start
+        self.future = None
+        needed = ()
+        if self.position:   # resumed: the last finished frame says which anchor comes next
+            last = self.order[self.position - 1]
+            image, notes = work.load(chunk.index, last)
+            self.anchor = notes.get("next_anchor", last)
+            self.outputs[last] = image
+            if self.anchor != last:
+                self.outputs[self.anchor] = work.load(chunk.index, self.anchor)[0]
+            needed = {last, self.anchor}
+        self.finished = self.position >= len(self.order)
+        self.decoder = None if self.finished else \
+            frames(source, shape, self.order[self.position] if not self.finished else chunk.end, chunk.end, needed)
+
+    @property
+    def next_frame(self) -> int:
+        return self.order[self.position]
+
+    def references(self, t: int) -> list[int]:
+        """The earlier frames ``t`` follows, nearest first."""
+        refs = [t - 1] if t > self.chunk.start else []
+        if self.anchor < t - 1:
+            refs.append(self.anchor)
+        return refs
+
+    def read_until(self, t: int) -> np.ndarray:
+        for index, image in self.decoder:
+            self.inputs[index] = image
+            if index == t:
+                return image
+        raise EOFError
+
+    def toward(self, t: int):
+        """In a bridged overlap, the next chunk's picture of ``t``; False while it is not made yet;
+        None elsewhere."""
+        if self.border != "bridge" or t < self.chunk.stop:
+            return None
+        following = self.chunk.index + 1
+        return self.work.load(following, t)[0] if self.work.has(following, t) else False
+
+    def anchor_after(self, made: Made) -> int:
+        """The anchor of the frames after this one: the same, while it still covers enough of them
+        (the coverage of its consistency mask here); else this frame."""
+        refs, coverage = made.notes["references"], made.notes["coverage"]
+        if self.anchor in refs and coverage[refs.index(self.anchor)] >= ANCHOR_COVERAGE:
+            return self.anchor
+        return made.index
+
+    def finish(self, made: Made, anchor: int) -> None:
+        t, self.anchor = made.index, anchor
+        self.outputs[t] = made.image
+        for store in (self.inputs, self.outputs):
+            for index in [i for i in store if i not in (t, anchor)]:
+                del store[index]
+        self.position += 1
+        self.future = None
+        self.finished = self.position >= len(self.order)
 
 
-def stylize_video(client, source, output, styles, settings, *, temporal_weight: float, frames: str | None = None,
-                  weights=None, provider: str = "cpu", threads=None, quiet: bool = False, log=None) -> Report:
+def stylize_video(client, source, output, styles, settings, *, temporal_weight: float = 1e11,
+                  frames_range: str | None = None, chunks: int | None = None, overlap: int = 8,
+                  border: str = "bridge", work_dir=None, keep_frames: bool = False, stop=None,
+                  quiet: bool = False, log=None) -> Report:
+    """Stylize ``source`` into ``output`` (its suffix picks the container) on the cluster of
+    ``client``. ``chunks``: how many parts the clip is cut into for the workers to make at once
+    (default: one per worker; a resumed run keeps the first run's). ``stop``: an event; once set, no
+    new frame is started, the frames in progress are finished and the video of the frames done so
+    far is written (KeyboardInterrupt: the same without waiting for them)."""
+    from distributed import wait
     from tqdm import tqdm
-
-    from engine.images import resize_exact
-    from engine.store import ArtifactStore
-    from engine.stylizer import Stylizer
-    from models.weights import load_weights
+    log = log or (lambda *_: None)
+    start_time = time.perf_counter()
     output = check_output(output)
-    start_index, stop_index = parse_range(frames)
-    start = time.perf_counter()
-    clip = read_frames(source, start_index, stop_index)
-    shape = frame_shape(clip.frames[0].shape, settings.size)
-    inputs = [resize_exact(f, shape) for f in clip.frames]
-    flows = compute_flows(client, inputs) if temporal_weight > 0 else []
-    flow_seconds = time.perf_counter() - start
-    # The frames run here, one after another, with every core: each needs the one before.
-    stylizer = Stylizer(load_weights(weights), provider=provider, threads=threads, store=ArtifactStore(log=log),
-                        log=log)
-    bar = tqdm(total=len(inputs), unit="frame", disable=quiet, file=sys.stderr, dynamic_ncols=True)
+    info = probe(source)
+    first, last = parse_range(frames_range)
+    last = info.frames if last is None else min(last, info.frames)
+    if first >= last:
+        raise VideoError(f"{source}: has {info.frames} frames; none in the range {frames_range}")
+    shape = frame_shape((info.height, info.width), settings.size)
+    settings = settings.replace(size=max(shape))
+    workers = len(client.scheduler_info()["workers"]) or 1
+    manifest = {
+        "source": {"path": str(Path(source).resolve())},
+        "input": {"sha256": _sha256_file(info.path), "frames": [first, last]},
+        "styles": [_sha256_image(s) for s in styles],
+        "settings": settings.to_dict(),
+        "video": {"temporal_weight": temporal_weight, "anchor_coverage": ANCHOR_COVERAGE, "shape": list(shape),
+                  "overlap": overlap, "border": border},
+        "layout": [[c.start, c.stop, c.end] for c in chunking.plan(first, last, chunks or workers, overlap, border)],
+    }
+    work_path = Path(work_dir) if work_dir else output.with_name(output.name + ".frames")
+    work = WorkDir.open(work_path, manifest, adopt=() if chunks else ("layout",))
+    layout = tuple(chunking.Chunk(i, *c) for i, c in enumerate(work.manifest["layout"]))
+    for leftover in leftovers(output):   # a killed run's unfinished video (this run holds the folder)
+        leftover.unlink(missing_ok=True)
+    audio_mode, audio_text = audio_plan(info.path, output)
+    chains = [_Chain(c, border, work, info.path, shape) for c in layout]
+    total = sum(len(c.order) for c in chains)
+    resumed = sum(c.position for c in chains)
+    log(f"{last - first} frames of {shape[1]}x{shape[0]} at {float(info.rate):g} fps in {len(layout)} chunk(s) on "
+        f"{workers} worker(s); audio: {audio_text}")
+    if resumed:
+        log(f"resuming: {resumed} of {total} frames already made in {work.path}")
+    writer = VideoWriter(output, info.rate, shape, source=info.path, audio=audio_mode,
+                         start_seconds=float(first / info.rate))
+    encoded = first
+    styles_future = client.scatter([list(styles)], broadcast=True)[0]
+    bar = tqdm(total=total, initial=resumed, unit="frame", disable=quiet, file=sys.stderr, dynamic_ncols=True)
+    made = 0
 
-    def on_frame(t, outcome):
-        bar.update(1)
-        bar.set_postfix_str(f"loss {outcome.loss:.4g}", refresh=False)
+    def encode_ready() -> None:
+        nonlocal encoded
+        while encoded < last:
+            frame = _final(work, layout, border, encoded)
+            if frame is None:
+                return
+            writer.write(frame)
+            encoded += 1
 
     try:
-        outputs = stylize_frames(stylizer, inputs, flows, styles, settings, temporal_weight=temporal_weight,
-                                 callback=on_frame)
+        encode_ready()
+        while True:
+            stopping = stop is not None and stop.is_set()
+            if not stopping:
+                for chain in chains:
+                    if chain.future is None and not chain.finished:
+                        _submit(client, chain, layout, settings, temporal_weight, styles_future, log)
+            flying = {c.future: c for c in chains if c.future is not None}
+            if not flying:
+                if stopping or all(c.finished for c in chains):
+                    break
+                raise VideoError("the chunks wait on each other: a frame an overlap needs was never made")
+            try:   # a short wait, so that a Ctrl-C's stop is seen soon
+                done, _ = wait(list(flying), timeout=0.5, return_when="FIRST_COMPLETED")
+            except TimeoutError:
+                continue
+            for future in done:
+                chain = flying[future]
+                try:
+                    result = future.result()
+                except Exception as exc:  # noqa: BLE001 - a frame that failed twice more: the run stops
+                    raise VideoError(f"frame {chain.next_frame}: {(str(exc).splitlines() or [type(exc).__name__])[0]}"
+                                     f"; the frames made are kept in {work.path}") from None
+                anchor = chain.anchor_after(result)
+                work.save(chain.chunk.index, result.index, result.image, {**result.notes, "next_anchor": anchor})
+                chain.finish(result, anchor)
+                made += 1
+                bar.update(1)
+                bar.set_postfix_str(f"frame {result.index}, loss {result.notes['loss']:.3g}", refresh=False)
+            encode_ready()
+    except KeyboardInterrupt:   # the second Ctrl-C: the frames in progress are dropped
+        for chain in chains:
+            if chain.future is not None:
+                chain.future.cancel()
+    except BaseException:
+        bar.close()
+        writer.discard()
+        work.close()
+        raise
     finally:
         bar.close()
-    rate = clip.rate
-    audio = write_video(output, outputs, rate, audio_from=source, start_seconds=float(start_index / rate),
-                        stop_seconds=float((start_index + len(inputs)) / rate))
-    return Report(len(outputs), shape[1], shape[0], float(rate), time.perf_counter() - start, flow_seconds,
-                  "copied" if audio else "none", outputs, flows)
+    interrupted = any(not c.finished for c in chains)
+    written = writer.close()
+    keep = interrupted or keep_frames
+    work.close() if keep else work.remove()
+    if audio_mode and not writer.audio_written:
+        audio_text = "none in these frames' time"
+    return Report(writer.count, last - first, made, resumed, shape[1], shape[0], float(info.rate),
+                  time.perf_counter() - start_time, audio_text, len(layout), interrupted, written,
+                  work.path if keep else None, _peaks(client))
 
 
-def flicker(outputs, flows) -> float:
-    """Mean over frames t >= 1 of the masked mean absolute difference (0-255) between output t and
-    output t-1 warped onto it: what the eye sees as flicker where the scene did not change."""
-    values = []
-    for t in range(1, len(outputs)):
-        backward, mask = flows[t - 1]
-        warped = flow.warp(outputs[t - 1], backward).astype(np.float32)
-        difference = np.abs(outputs[t].astype(np.float32) - warped).mean(-1)
-        values.append(float((difference * mask).sum() / max(mask.sum(), 1.0)))
-    return float(np.mean(values)) if values else 0.0
+def _submit(client, chain: _Chain, layout, settings, weight: float, styles_future, log) -> None:
+    t = chain.next_frame
+    toward = chain.toward(t)
+    if toward is False:
+        return   # the next chunk has not made this frame yet: wait for it
+    try:
+        frame = chain.read_until(t)
+    except EOFError:   # fewer frames than the container's packets promised
+        log(f"the input ended before frame {t}")
+        chain.finished = True
+        return
+    refs = chain.references(t)
+    earlier = [a for r in refs for a in (chain.inputs[r], chain.outputs[r])]
+    handover = chunking.handover(chain.chunk, t) if toward is not None else 0.0
+    job = FrameJob(t, chain.chunk.index, settings, weight if refs or toward is not None else 0.0, tuple(refs),
+                   handover)
+    # the frames travel with the task (they are small): a worker lost mid-frame leaves nothing behind
+    # that a retry elsewhere would miss
+    chain.future = client.submit(make_frame, job, frame, styles_future, *earlier, toward=toward,
+                                 key=f"nst-frame-{chain.chunk.index}-{t}-{time.time_ns()}", pure=False, retries=2)
+
+
+def _final(work: WorkDir, layout, border: str, t: int):
+    """The video's picture of frame ``t``, or None while it is not made."""
+    chunk = chunking.owner(layout, t)
+    if not work.has(chunk.index, t):
+        return None
+    image = work.load(chunk.index, t)[0]
+    if border == "blend" and t >= chunk.stop:
+        if not work.has(chunk.index + 1, t):
+            return None
+        share = chunking.handover(chunk, t)
+        other = work.load(chunk.index + 1, t)[0]
+        image = np.clip(np.round((1 - share) * image + share * other.astype(np.float32)), 0, 255).astype(np.uint8)
+    return image
+
+
+def _peaks(client) -> dict:
+    from engine.memory import peak_rss_mb
+    peaks = {"client": round(peak_rss_mb())}
+    try:
+        for address, value in client.run(peak_rss_mb).items():
+            peaks[address] = round(value)
+    except Exception:   # noqa: BLE001 - a report, not the run: a worker gone by now has no figure
+        pass
+    return peaks
+

@@ -1,0 +1,63 @@
+"""A clip cut into chunks that workers stylize at the same time, and how their borders meet.
+
+Each chunk starts on its own (its first frame has no earlier output to follow), so at a border two
+stylizations of the same scene meet: different textures, and a cut there flickers like independent
+frames. So each chunk but the last goes on ``overlap`` frames into the next one, over frames the
+next chunk has already made (it started there), with its temporal targets handed over from its own
+frames to the next chunk's pictures a step at a time ("bridge"): the video shows the earlier
+chunk's frames up to the end of the overlap, which end close to the later chunk's, then the later
+chunk's. ``"blend"`` instead cross-fades the two chunks' pictures over the overlap (the benchmark
+compares them); ``"cut"`` has no overlap.
+
+Chunks are sized so that every chunk has the same work, its overlap included."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+BORDERS = ("bridge", "blend", "cut")
+
+
+@dataclass(frozen=True)
+class Chunk:
+    index: int
+    start: int     # its first frame, made on its own
+    stop: int      # the next chunk's first frame (or the clip's end)
+    end: int       # where what it makes ends: ``stop`` plus the overlap into the next chunk
+
+    @property
+    def frames(self) -> range:
+        return range(self.start, self.end)
+
+
+def plan(start: int, stop: int, chunks: int, overlap: int, border: str = "bridge") -> tuple[Chunk, ...]:
+    """Frames ``start`` to ``stop`` in at most ``chunks`` chunks, each with at least ``2 * overlap``
+    frames of its own (fewer chunks when the clip is too short for that)."""
+    if border not in BORDERS:
+        raise ValueError(f"border must be one of {', '.join(BORDERS)}, not {border!r}")
+    if border == "cut":
+        overlap = 0
+    count = stop - start
+    chunks = max(1, min(chunks, count // max(1, 2 * overlap), count))
+    while chunks > 1 and (count + overlap * (chunks - 1)) / chunks - overlap < 2 * overlap:
+        chunks -= 1
+    share = (count + overlap * (chunks - 1)) / chunks   # each chunk's work, its overlap included
+    starts = [start + round(c * (share - overlap)) for c in range(chunks)] + [stop]
+    return tuple(Chunk(c, starts[c], starts[c + 1], min(stop, starts[c + 1] + (overlap if c < chunks - 1 else 0)))
+                 for c in range(chunks))
+
+
+def owner(layout, t: int) -> Chunk:
+    """The chunk whose picture of frame ``t`` the video shows: the earlier of two that overlap there
+    (with "blend", the one mixed with the next chunk's picture)."""
+    for chunk in layout:
+        if chunk.start <= t < chunk.end:
+            return chunk
+    raise IndexError(f"frame {t} is in no chunk")
+
+
+def handover(chunk: Chunk, t: int) -> float:
+    """In the overlap, how far frame ``t`` has gone over to the next chunk's picture of it: 1/(n+1),
+    2/(n+1), ... n/(n+1) for the n frames of the overlap; 0 before it."""
+    if t < chunk.stop:
+        return 0.0
+    return (t - chunk.stop + 1) / (chunk.end - chunk.stop + 1)
