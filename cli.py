@@ -295,14 +295,27 @@ def cmd_video(args) -> int:
         from batch.cluster import connect
         from batch.run import export_first
         from video.interrupt import CtrlC, sigint_ignored
-        from video.io import VideoError, check_output, parse_range, probe
-        from video.run import frame_shape, stylize_video
+        from video.io import VideoError, parse_range
+        from video.run import prepare, run
     except ImportError as exc:
         raise UsageError(f"video needs the cluster and video extras (pip install -e \".[cluster,video]\"): "
                          f"{exc}") from None
     import contextlib
+    import os
 
     from engine.images import bundled, load_image
+
+    @contextlib.contextmanager
+    def _video_job(args, styles, settings, workers: int):
+        """The video's job, its work folder held until the block ends."""
+        job = prepare(args.input, args.output, styles, settings, temporal_weight=args.temporal_weight,
+                      frames_range=args.frames, chunks=args.chunks or workers, adopt_chunks=args.chunks is None,
+                      overlap=args.overlap, work_dir=args.work_dir)
+        try:
+            yield job
+        finally:
+            job.work.close()
+
     settings = _cluster_settings(args)
     if args.temporal_weight < 0:
         raise UsageError("--temporal-weight must not be negative")
@@ -321,19 +334,20 @@ def cmd_video(args) -> int:
     except VideoError as exc:
         raise UsageError(str(exc)) from None
     try:
-        output = check_output(args.output)
-        info = probe(args.input)  # before the cluster starts
-        shape = frame_shape((info.height, info.width), settings.size)
-        # the models exported here (workers only load them), and the frame's size checked
-        export_first(settings.replace(size=max(shape)), args.weights, provider, log)
-        with CtrlC(log) as ctrl_c, contextlib.ExitStack() as stack:
+        local = args.scheduler is None
+        with contextlib.ExitStack() as stack:
+            job = None
+            if local:   # the input, output, settings and work folder checked before the cluster starts
+                job = stack.enter_context(_video_job(args, styles, settings, args.workers or os.cpu_count() or 1))
+            export_first(settings, args.weights, provider, log)   # here: workers only load the models
+            ctrl_c = stack.enter_context(CtrlC(log))
             with sigint_ignored():   # the workers leave Ctrl-C to this process
                 client = stack.enter_context(connect(args.scheduler, args.workers, weights=args.weights,
                                                      provider=provider))
-            report = stylize_video(client, info.path, output, styles, settings,
-                                   temporal_weight=args.temporal_weight, frames_range=args.frames,
-                                   chunks=args.chunks, overlap=args.overlap, work_dir=args.work_dir,
-                                   keep_frames=args.keep_frames, stop=ctrl_c.event, quiet=args.quiet, log=log)
+            if job is None:
+                job = stack.enter_context(_video_job(args, styles, settings,
+                                                     len(client.scheduler_info()["workers"]) or 1))
+            report = run(client, job, keep_frames=args.keep_frames, stop=ctrl_c.event, quiet=args.quiet, log=log)
     except VideoError as exc:
         return _error(str(exc), 1)
     where = f"{report.width}x{report.height} at {report.fps:g} fps, {report.chunks} chunk(s)"

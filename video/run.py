@@ -28,7 +28,7 @@ from .frame import FrameJob, Made, make_frame
 from .io import VideoError, VideoWriter, audio_plan, check_output, frames, leftovers, parse_range, probe
 from .workdir import WorkDir
 
-__all__ = ["VideoError", "stylize_video", "frame_shape", "Report"]
+__all__ = ["VideoError", "prepare", "run", "stylize_video", "final_frames", "frame_shape", "Report", "Job"]
 ANCHOR_COVERAGE = 0.5   # an anchor that covers less of the frame than this gives way to the frame
 
 
@@ -73,8 +73,8 @@ class _Chain:
     """One chunk's frames in order, as this process feeds them to the cluster: its decoder, the
     frames and outputs its next frame follows, and its frame in flight."""
 
-    def __init__(self, chunk, border: str, work: WorkDir, source: Path, shape):
-        self.chunk, self.border, self.work = chunk, border, work
+    def __init__(self, chunk, border: str, work: WorkDir, source: Path, shape, long_term: bool = True):
+        self.chunk, self.border, self.work, self.long_term = chunk, border, work, long_term
         self.order = list(chunk.frames)
         self.position = work.done(chunk.index, self.order)
         self.inputs: dict[int, np.ndarray] = {}
@@ -101,7 +101,7 @@ class _Chain:
     def references(self, t: int) -> list[int]:
         """The earlier frames ``t`` follows, nearest first."""
         refs = [t - 1] if t > self.chunk.start else []
-        if self.anchor < t - 1:
+        if self.long_term and self.anchor < t - 1:
             refs.append(self.anchor)
         return refs
 
@@ -139,19 +139,33 @@ class _Chain:
         self.finished = self.position >= len(self.order)
 
 
-def stylize_video(client, source, output, styles, settings, *, temporal_weight: float = 1e11,
-                  frames_range: str | None = None, chunks: int | None = None, overlap: int = 8,
-                  border: str = "bridge", work_dir=None, keep_frames: bool = False, stop=None,
-                  quiet: bool = False, log=None) -> Report:
-    """Stylize ``source`` into ``output`` (its suffix picks the container) on the cluster of
-    ``client``. ``chunks``: how many parts the clip is cut into for the workers to make at once
-    (default: one per worker; a resumed run keeps the first run's). ``stop``: an event; once set, no
-    new frame is started, the frames in progress are finished and the video of the frames done so
-    far is written (KeyboardInterrupt: the same without waiting for them)."""
-    from distributed import wait
-    from tqdm import tqdm
-    log = log or (lambda *_: None)
-    start_time = time.perf_counter()
+@dataclass
+class Job:
+    """A video settled before any frame is made: its input, frames, shape, settings, chunks and the
+    work folder it holds (``prepare``)."""
+    source: Path
+    output: Path
+    rate: object             # Fraction
+    first: int
+    last: int
+    shape: tuple
+    settings: object         # engine Settings, sized to the frames
+    styles: list
+    temporal_weight: float
+    long_term: bool
+    border: str
+    layout: tuple
+    work: WorkDir
+    audio: tuple             # (mode, words) from io.audio_plan
+
+
+def prepare(source, output, styles, settings, *, temporal_weight: float = 1e11, frames_range: str | None = None,
+            chunks: int = 1, overlap: int = 8, border: str = "bridge", long_term: bool = True, work_dir=None,
+            adopt_chunks: bool = True) -> Job:
+    """Check everything and take the work folder (``OUTPUT.frames`` by default), before a cluster
+    starts: a bad input, output or folder is one line (VideoError) at once. The clip is cut into
+    ``chunks`` for workers to make at once; with ``adopt_chunks`` a folder's earlier run's chunks
+    are kept (resuming with another number of workers makes the same video)."""
     output = check_output(output)
     info = probe(source)
     first, last = parse_range(frames_range)
@@ -160,33 +174,61 @@ def stylize_video(client, source, output, styles, settings, *, temporal_weight: 
         raise VideoError(f"{source}: has {info.frames} frames; none in the range {frames_range}")
     shape = frame_shape((info.height, info.width), settings.size)
     settings = settings.replace(size=max(shape))
-    workers = len(client.scheduler_info()["workers"]) or 1
     manifest = {
-        "source": {"path": str(Path(source).resolve())},
+        "source": {"path": str(info.path.resolve())},
         "input": {"sha256": _sha256_file(info.path), "frames": [first, last]},
         "styles": [_sha256_image(s) for s in styles],
         "settings": settings.to_dict(),
-        "video": {"temporal_weight": temporal_weight, "anchor_coverage": ANCHOR_COVERAGE, "shape": list(shape),
-                  "overlap": overlap, "border": border},
-        "layout": [[c.start, c.stop, c.end] for c in chunking.plan(first, last, chunks or workers, overlap, border)],
+        "video": {"temporal_weight": temporal_weight, "anchor_coverage": ANCHOR_COVERAGE if long_term else None,
+                  "shape": list(shape), "overlap": overlap, "border": border},
+        "layout": [[c.start, c.stop, c.end] for c in chunking.plan(first, last, chunks, overlap, border)],
     }
     work_path = Path(work_dir) if work_dir else output.with_name(output.name + ".frames")
-    work = WorkDir.open(work_path, manifest, adopt=() if chunks else ("layout",))
+    work = WorkDir.open(work_path, manifest, adopt=("layout",) if adopt_chunks else ())
     layout = tuple(chunking.Chunk(i, *c) for i, c in enumerate(work.manifest["layout"]))
-    for leftover in leftovers(output):   # a killed run's unfinished video (this run holds the folder)
+    try:
+        audio = audio_plan(info.path, output)
+    except BaseException:
+        work.close()
+        raise
+    return Job(info.path, output, info.rate, first, last, shape, settings, list(styles), temporal_weight, long_term,
+               border, layout, work, audio)
+
+
+def stylize_video(client, source, output, styles, settings, *, chunks: int | None = None, keep_frames: bool = False,
+                  stop=None, quiet: bool = False, log=None, **options) -> Report:
+    """``prepare`` (``chunks`` default: one per worker of ``client``) then ``run``."""
+    workers = len(client.scheduler_info()["workers"]) or 1
+    job = prepare(source, output, styles, settings, chunks=chunks or workers, adopt_chunks=chunks is None, **options)
+    return run(client, job, keep_frames=keep_frames, stop=stop, quiet=quiet, log=log)
+
+
+def run(client, job: Job, *, keep_frames: bool = False, stop=None, quiet: bool = False, log=None) -> Report:
+    """Make ``job``'s video on the cluster of ``client``. ``stop``: an event; once set, no new frame
+    is started, the frames in progress are finished and the video of the frames done so far is
+    written (KeyboardInterrupt: the same without waiting for them). The work folder is removed
+    when the video is whole, unless ``keep_frames``."""
+    from distributed import wait
+    from tqdm import tqdm
+    log = log or (lambda *_: None)
+    start_time = time.perf_counter()
+    work, layout, border, first, last = job.work, job.layout, job.border, job.first, job.last
+    workers = len(client.scheduler_info()["workers"])
+    for leftover in leftovers(job.output):   # a killed run's unfinished video (this run holds the folder)
         leftover.unlink(missing_ok=True)
-    audio_mode, audio_text = audio_plan(info.path, output)
-    chains = [_Chain(c, border, work, info.path, shape) for c in layout]
+    audio_mode, audio_text = job.audio
+    chains = [_Chain(c, border, work, job.source, job.shape, job.long_term) for c in layout]
     total = sum(len(c.order) for c in chains)
     resumed = sum(c.position for c in chains)
-    log(f"{last - first} frames of {shape[1]}x{shape[0]} at {float(info.rate):g} fps in {len(layout)} chunk(s) on "
-        f"{workers} worker(s); audio: {audio_text}")
+    h, w = job.shape
+    log(f"{last - first} frames of {w}x{h} at {float(job.rate):g} fps in {len(layout)} chunk(s) on {workers} "
+        f"worker(s); audio: {audio_text}")
     if resumed:
         log(f"resuming: {resumed} of {total} frames already made in {work.path}")
-    writer = VideoWriter(output, info.rate, shape, source=info.path, audio=audio_mode,
-                         start_seconds=float(first / info.rate))
+    writer = VideoWriter(job.output, job.rate, job.shape, source=job.source, audio=audio_mode,
+                         start_seconds=float(first / job.rate))
     encoded = first
-    styles_future = client.scatter([list(styles)], broadcast=True)[0]
+    styles_future = client.scatter([job.styles], broadcast=True)[0]
     bar = tqdm(total=total, initial=resumed, unit="frame", disable=quiet, file=sys.stderr, dynamic_ncols=True)
     made = 0
 
@@ -206,7 +248,7 @@ def stylize_video(client, source, output, styles, settings, *, temporal_weight: 
             if not stopping:
                 for chain in chains:
                     if chain.future is None and not chain.finished:
-                        _submit(client, chain, layout, settings, temporal_weight, styles_future, log)
+                        _submit(client, chain, job.settings, job.temporal_weight, styles_future, log)
             flying = {c.future: c for c in chains if c.future is not None}
             if not flying:
                 if stopping or all(c.finished for c in chains):
@@ -247,12 +289,11 @@ def stylize_video(client, source, output, styles, settings, *, temporal_weight: 
     work.close() if keep else work.remove()
     if audio_mode and not writer.audio_written:
         audio_text = "none in these frames' time"
-    return Report(writer.count, last - first, made, resumed, shape[1], shape[0], float(info.rate),
-                  time.perf_counter() - start_time, audio_text, len(layout), interrupted, written,
-                  work.path if keep else None, _peaks(client))
+    return Report(writer.count, last - first, made, resumed, w, h, float(job.rate), time.perf_counter() - start_time,
+                  audio_text, len(layout), interrupted, written, work.path if keep else None, _peaks(client))
 
 
-def _submit(client, chain: _Chain, layout, settings, weight: float, styles_future, log) -> None:
+def _submit(client, chain: _Chain, settings, weight: float, styles_future, log) -> None:
     t = chain.next_frame
     toward = chain.toward(t)
     if toward is False:
@@ -299,3 +340,20 @@ def _peaks(client) -> dict:
         pass
     return peaks
 
+
+
+def final_frames(work_path):
+    """The video's pictures, in order, from a kept work folder (``--keep-frames``, or one an
+    interrupted run left): ``(index, uint8 image)`` as far as they are made."""
+    import json
+    work_path = Path(work_path)
+    manifest = json.loads((work_path / "manifest.json").read_text())
+    layout = tuple(chunking.Chunk(i, *c) for i, c in enumerate(manifest["layout"]))
+    border = manifest["video"]["border"]
+    work = WorkDir(work_path, manifest, None)
+    first, last = manifest["input"]["frames"]
+    for t in range(first, last):
+        image = _final(work, layout, border, t)
+        if image is None:
+            return
+        yield t, image

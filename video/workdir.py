@@ -54,8 +54,8 @@ class WorkDir:
                 different = [k for k in sorted(set(manifest) | set(held)) if k != "source" and
                              manifest.get(k) != held.get(k)]
                 if different:
-                    raise VideoError(f"{path}: holds frames made from {_what(different)}; delete it to start "
-                                     f"over, or give another --work-dir")
+                    raise VideoError(f"{path}: holds frames made from {_what(different, held, manifest)}; delete "
+                                     f"it to start over, or give another --work-dir")
             else:
                 _write_json(path / "manifest.json", manifest)
             for leftover in path.glob("c*/.*.tmp"):   # a killed run's half-written frame
@@ -130,7 +130,17 @@ def _write_json(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
-def _what(keys) -> str:
+def _what(keys, held: dict, wanted: dict) -> str:
+    """The differences in words: "other settings (iterations 3, now 4)"."""
     words = {"input": "another input", "styles": "other style images", "settings": "other settings",
-             "video": "other video settings", "format": "another version of this program"}
-    return " and ".join(dict.fromkeys(words.get(k, f"another {k}") for k in keys))
+             "video": "other video settings", "format": "another version of this program",
+             "layout": "other chunks"}
+    parts = []
+    for key in keys:
+        text = words.get(key, f"another {key}")
+        a, b = held.get(key), wanted.get(key)
+        if key in ("settings", "video") and isinstance(a, dict) and isinstance(b, dict):
+            fields = [f"{k} {a.get(k)}, now {b.get(k)}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+            text += f" ({'; '.join(fields[:3])})"
+        parts.append(text)
+    return " and ".join(parts)
