@@ -168,9 +168,9 @@ def cmd_quality(args, argv) -> dict:
     strip, gif = [], {}
     with tempfile.TemporaryDirectory() as tmp:
         for kind in args.clips.split(","):
-            source_shape = (256, 384) if kind == "static" else (192, 256)
+            source_shape = (256, 384) if kind == "static" else (192, 256)   # brought to --size by the run
             shape = frame_shape(source_shape, args.size)
-            clip = make_clip(kind, Path(tmp) / f"{kind}.mp4", shape, args.frames, args.rate)
+            clip = make_clip(kind, Path(tmp) / f"{kind}.mp4", source_shape, args.frames, args.rate)
             rows = {}
             band = slice(0, shape[0] // 2 - 2) if kind == "static" else None
             for name in args.schemes.split(","):

@@ -19,6 +19,7 @@ class FrameJob:
     settings: object           # engine.settings.Settings, its size the frame's longest side
     weight: float              # of the temporal loss; 0: the frame on its own
     references: tuple = ()     # the earlier frames it follows (their numbers), nearest first
+    shares: tuple = ()         # each reference's weight, relative to ``weight`` (default 1 each)
     handover: float = 0.0      # in a chunk's overlap: the share of the weight on the next chunk's picture
 
 
@@ -44,9 +45,10 @@ def make_frame(job: FrameJob, frame: np.ndarray, styles, *earlier, toward=None, 
         stylizer = engine()
     targets, coverage = [], []
     keep = 1.0 - job.handover
-    for earlier_frame, earlier_output in zip(earlier[::2], earlier[1::2]):
+    shares = job.shares or (1.0,) * (len(earlier) // 2)
+    for earlier_frame, earlier_output, share in zip(earlier[::2], earlier[1::2], shares):
         backward, mask = flow.pair(earlier_frame, frame)
-        targets.append((flow.warp(image_of(earlier_output), backward), keep * mask))
+        targets.append((flow.warp(image_of(earlier_output), backward), keep * share * mask))
         coverage.append(round(float(mask.mean()), 4))
     if toward is not None and job.handover > 0:
         targets.append((image_of(toward), np.full(frame.shape[:2], job.handover, np.float32)))

@@ -30,6 +30,9 @@ from .workdir import WorkDir
 
 __all__ = ["VideoError", "prepare", "run", "stylize_video", "final_frames", "frame_shape", "Report", "Job"]
 ANCHOR_COVERAGE = 0.5   # an anchor that covers less of the frame than this gives way to the frame
+# the anchor's weight against the previous frame's: 1 left a still background wandering by 3x the
+# difference of consecutive frames as the moving object changed the style's statistics, 3 by 1.9x
+ANCHOR_WEIGHT = 3.0
 
 
 @dataclass
@@ -179,7 +182,7 @@ def prepare(source, output, styles, settings, *, temporal_weight: float = 1e11, 
         "input": {"sha256": _sha256_file(info.path), "frames": [first, last]},
         "styles": [_sha256_image(s) for s in styles],
         "settings": settings.to_dict(),
-        "video": {"temporal_weight": temporal_weight, "anchor_coverage": ANCHOR_COVERAGE if long_term else None,
+        "video": {"temporal_weight": temporal_weight, "anchor": [ANCHOR_COVERAGE, ANCHOR_WEIGHT] if long_term else None,
                   "shape": list(shape), "overlap": overlap, "border": border},
         "layout": [[c.start, c.stop, c.end] for c in chunking.plan(first, last, chunks, overlap, border)],
     }
@@ -307,8 +310,9 @@ def _submit(client, chain: _Chain, settings, weight: float, styles_future, log) 
     refs = chain.references(t)
     earlier = [a for r in refs for a in (chain.inputs[r], chain.outputs[r])]
     handover = chunking.handover(chain.chunk, t) if toward is not None else 0.0
+    shares = tuple(ANCHOR_WEIGHT if r == chain.anchor and r != t - 1 else 1.0 for r in refs)
     job = FrameJob(t, chain.chunk.index, settings, weight if refs or toward is not None else 0.0, tuple(refs),
-                   handover)
+                   shares, handover)
     # the frames travel with the task (they are small): a worker lost mid-frame leaves nothing behind
     # that a retry elsewhere would miss
     chain.future = client.submit(make_frame, job, frame, styles_future, *earlier, toward=toward,
