@@ -195,8 +195,8 @@ def cmd_quality(args, argv) -> dict:
                 gif.setdefault(kind, []).append(pictures)
             base = rows[next(iter(rows))]
             for row in rows.values():
-                row["flicker_vs_first"] = row["flicker"] / base["flicker"] if base["flicker"] else None
-                row["warping_vs_first"] = row["warping_error"] / base["warping_error"] if base["warping_error"] else None
+                for key in ("flicker", "warping_error"):
+                    row[f"{key}_vs_first"] = row[key] / base[key] if base[key] else None
             report["clips"][kind] = {"shape": list(shape), "rows": rows}
     if args.strip:
         width = max(s.shape[1] for s in strip)

@@ -1,5 +1,16 @@
-"""Video: a clip made here from a bundled photograph panned by a known amount; real PyAV, real DIS
-flow, a real Dask cluster on loopback and the real engine."""
+"""Video: clips made here from the bundled photographs, so their motion is known; real PyAV, real
+DIS flow, a real Dask cluster on loopback, the real engine, and real signals (SIGINT, SIGKILL) sent
+to a real run."""
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -10,11 +21,12 @@ pytest.importorskip("distributed")
 import av  # noqa: E402
 
 from engine.images import load_image  # noqa: E402
-from video import flow  # noqa: E402
-from video.synthetic import panned_frames, write_clip  # noqa: E402
+from video import chunks, flow  # noqa: E402
+from video.io import VideoError, VideoWriter, audio_plan  # noqa: E402
+from video.synthetic import iter_panned, panned_frames, write_clip  # noqa: E402
 from video.temporal import TemporalLoss  # noqa: E402
 
-from conftest import EXAMPLES  # noqa: E402
+from conftest import EXAMPLES, ROOT  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -55,23 +67,33 @@ def test_mask_on_a_real_pan_zeroes_the_new_edge(photo):
     assert mask.mean() > 0.7
 
 
-def test_temporal_loss_falls_when_followed(weights):
+def test_temporal_loss_of_several_references():
+    """Two references are one quadratic: value and gradient are the sum of each one's; it falls when
+    followed; masked pixels get no gradient; the start picture is the references' weighted mean where
+    they are trusted and the frame elsewhere."""
     rng = np.random.default_rng(0)
-    target = rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)
-    mask = np.ones((24, 32), np.float32)
-    mask[:, :8] = 0
-    loss = TemporalLoss(target, mask, 1e3)
+    a, b = (rng.integers(0, 256, (24, 32, 3), dtype=np.uint8) for _ in range(2))
+    ca = np.ones((24, 32), np.float32)
+    ca[:, :8] = 0
+    cb = np.full((24, 32), 3.0, np.float32)
+    cb[:, :4] = 0
+    both, one, other = TemporalLoss([(a, ca), (b, cb)], 1e3), TemporalLoss([(a, ca)], 1e3), TemporalLoss([(b, cb)], 1e3)
     x = rng.random((1, 24, 32, 3), dtype=np.float32)
-    value, gradient = loss(x)
-    # finite difference in one unmasked pixel; none from the masked ones
+    value, gradient = both(x)
+    assert value == pytest.approx(one(x)[0] + other(x)[0], rel=1e-5)
+    np.testing.assert_allclose(gradient, one(x)[1] + other(x)[1], rtol=1e-3, atol=1e-4 * np.abs(gradient).max())
     e = np.zeros_like(x)
     e[0, 5, 20, 1] = 1e-3
-    assert (loss(x + e)[0] - loss(x - e)[0]) / 2e-3 == pytest.approx(gradient[0, 5, 20, 1], rel=1e-2)
-    assert np.all(gradient[0, :, :8] == 0)
-    assert loss(x - 0.1 * gradient / np.abs(gradient).max())[0] < value
-    assert loss(target.astype(np.float32)[None] / 255)[0] == pytest.approx(0, abs=1e-9)
-    # at another scale the target and mask follow the image's shape
-    assert loss(np.zeros((1, 48, 64, 3), np.float32))[1].shape == (1, 48, 64, 3)
+    assert (both(x + e)[0] - both(x - e)[0]) / 2e-3 == pytest.approx(gradient[0, 5, 20, 1], rel=1e-2)
+    assert np.all(gradient[0, :, :4] == 0)
+    assert both(x - 0.1 * gradient / np.abs(gradient).max())[0] < value
+    frame = np.zeros((24, 32, 3), np.uint8)
+    start = both.start(frame)
+    assert np.all(start[:, :4] == 0)                                   # nothing trusted: the frame
+    np.testing.assert_array_equal(start[:, 4:8], b[:, 4:8])            # only b trusted there
+    mean = (a[:, 8:].astype(float) + 3 * b[:, 8:].astype(float)) / 4
+    assert np.abs(start[:, 8:] - mean).max() <= 0.5 + 1e-6
+    assert both(np.zeros((1, 48, 64, 3), np.float32))[1].shape == (1, 48, 64, 3)   # any scale
 
 
 def test_a_run_follows_the_temporal_loss(weights, photo):
@@ -83,7 +105,7 @@ def test_a_run_follows_the_temporal_loss(weights, photo):
     content = resize_exact(photo, (36, 48))
     style = resize_exact(load_image(EXAMPLES / "style" / "the_wave.jpg"), (48, 48))
     target = resize_exact(load_image(EXAMPLES / "style" / "starry_night.jpg"), (36, 48))
-    penalty = TemporalLoss(target, np.ones((36, 48), np.float32), 1e11)
+    penalty = TemporalLoss([(target, np.ones((36, 48), np.float32))], 1e11)
     settings = Settings(size=48, iterations=8, scales=1, targets="ort", step_engine="ort")
     stylizer = Stylizer(weights, provider="cpu", threads=2)
     seen = []
@@ -94,30 +116,143 @@ def test_a_run_follows_the_temporal_loss(weights, photo):
     assert penalty(followed.image[None] / 255.0)[0] < 0.5 * penalty(alone.image[None] / 255.0)[0]
 
 
+def test_chunks_share_the_work_and_cover_the_clip():
+    for start, stop, count, overlap in [(0, 900, 2, 8), (0, 10, 2, 2), (5, 300, 4, 6), (0, 7, 3, 2), (0, 50, 3, 0)]:
+        layout = chunks.plan(start, stop, count, overlap)
+        assert layout[0].start == start and layout[-1].stop == layout[-1].end == stop
+        for before, after in zip(layout, layout[1:]):
+            assert before.stop == after.start and before.end == min(stop, after.start + overlap)
+            assert after.stop - after.start >= 2 * overlap          # the overlap lies inside the next chunk
+        work = [len(c.frames) for c in layout]
+        assert max(work) - min(work) <= 1                           # the overlap counted as work
+        assert [chunks.owner(layout, t).index for t in range(start, stop)] == sorted(
+            chunks.owner(layout, t).index for t in range(start, stop))
+    assert len(chunks.plan(0, 7, 3, 2)) == 1                        # too short for two: one chunk
+    layout = chunks.plan(0, 10, 2, 2)
+    assert [chunks.handover(layout[0], t) for t in range(3, 7)] == [0, pytest.approx(1 / 3), pytest.approx(2 / 3), 1]
+
+
 def _probe(path):
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         frames = sum(1 for _ in container.decode(stream))
-        return frames, stream.average_rate, [s.type for s in container.streams], (stream.width, stream.height)
+    with av.open(str(path)) as container:
+        return (frames, container.streams.video[0].average_rate, [s.type for s in container.streams],
+                (container.streams.video[0].width, container.streams.video[0].height), container.format.name)
 
 
-def test_video_cli_keeps_frames_rate_and_audio(photo, tmp_path, capsys):
+def _decoded(path):
+    with av.open(str(path)) as container:
+        return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+
+
+@pytest.mark.parametrize("suffix, audio, expected", [(".mp4", "aac", "copy"), (".mov", "pcm_s16le", "copy"),
+                                                     (".mkv", "pcm_s16le", "copy"), (".mp4", "pcm_s16le", "aac")])
+def test_the_container_follows_the_suffix_with_audio(photo, tmp_path, suffix, audio, expected):
+    """mp4, mov and mkv by the suffix, the audio copied where the container takes it, re-encoded to
+    AAC (and said so) where not; the file appears only when closed, with the audio cut at its end."""
+    source = tmp_path / f"source{'.mkv' if audio == 'pcm_s16le' else '.mp4'}"
+    write_clip(source, panned_frames(photo, 12, (48, 64)), rate=12, audio_codec=audio)
+    out = tmp_path / f"out{suffix}"
+    mode, words = audio_plan(source, out)
+    assert mode == expected and (expected == "copy" or "re-encoded to AAC" in words)
+    writer = VideoWriter(out, Fraction(12), (48, 64), source=source, audio=mode, start_seconds=0.25)
+    for image in panned_frames(photo, 6, (48, 64)):
+        writer.write(image)
+    assert not out.exists()
+    assert writer.close() and writer.audio_written
+    frames, rate, streams, size, container = _probe(out)
+    assert (frames, rate, streams, size) == (6, 12, ["video", "audio"], (64, 48))
+    assert container.split(",")[0] in {".mp4": "mov", ".mov": "mov", ".mkv": "matroska"}[suffix]
+    with av.open(str(out)) as c:
+        kept = sum(f.samples for f in c.decode(audio=0)) / 44100
+    assert 0.3 < kept <= 0.5 + 0.11                     # 6 frames at 12 fps, whole packets
+    assert list(tmp_path.iterdir()) == [source, out] or sorted(tmp_path.iterdir()) == sorted([source, out])
+
+
+def _cli(*args):
+    return [sys.executable, str(ROOT / "cli.py"), "video", *map(str, args)]
+
+
+def _wait_for(condition, seconds=240.0):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError("timed out")
+
+
+def _pngs(folder: Path) -> list:
+    return sorted(folder.glob("c*/*.png"))
+
+
+def test_stopped_and_killed_runs_resume_to_the_same_video(photo, tmp_path, capsys):
+    """The same command after Ctrl-C, then after a SIGKILL at a random moment, makes the video an
+    uninterrupted run makes. Ctrl-C finishes the frames in progress and leaves a playable video of
+    the frames done; SIGKILL loses at most the frames in progress (one a chunk): every frame already
+    finished is kept whole, and the next run makes only the rest."""
     import cli
     clip = tmp_path / "clip.mp4"
-    write_clip(clip, panned_frames(photo, 8, (48, 64), step=2.0), rate=12)
-    out = tmp_path / "out.mp4"
-    assert cli.main(["video", str(clip), "-o", str(out), "--size", "64", "--iterations", "3", "--workers", "2",
-                     "-q"]) == 0, capsys.readouterr().err
-    frames, rate, streams, size = _probe(out)
-    assert (frames, rate, size) == (8, 12, (64, 48))
-    assert streams == ["video", "audio"]
-    part = tmp_path / "part.mp4"
-    assert cli.main(["video", str(clip), "-o", str(part), "--size", "32", "--iterations", "2", "--frames", "2:6",
-                     "--temporal-weight", "0", "--workers", "1", "-q"]) == 0
-    assert _probe(part)[0] == 4
+    write_clip(clip, panned_frames(photo, 10, (48, 64), step=2.0), rate=12)
+    options = ["--size", "64", "--iterations", "3", "--workers", "2", "--overlap", "2"]
+    reference = tmp_path / "reference.mp4"
+    assert cli.main(["video", str(clip), "-o", str(reference), *options, "-q"]) == 0, capsys.readouterr().err
+    assert "12 made, 0 resumed" in capsys.readouterr().out        # 10 frames and a 2-frame overlap
+    assert _probe(reference)[:3] == (10, 12, ["video", "audio"])
+
+    out, work = tmp_path / "out.mp4", tmp_path / "out.mp4.frames"
+    run = subprocess.Popen(_cli(clip, "-o", out, *options), cwd=ROOT, start_new_session=True,
+                           stderr=subprocess.PIPE, text=True)
+    _wait_for(lambda: (work / "c00" / "000001.png").exists())
+    at_ctrl_c = len(_pngs(work))
+    os.killpg(run.pid, signal.SIGINT)                              # as a terminal's Ctrl-C: the whole group
+    assert run.wait(timeout=240) == 130
+    last = run.stderr.read().strip().splitlines()[-1]
+    assert "interrupted: " in last and "the same command resumes" in last, last
+    after_ctrl_c = len(_pngs(work))
+    assert after_ctrl_c > at_ctrl_c                                # the frames in progress were finished
+    partial = _probe(out)[0]
+    assert 2 <= partial < 10 and f"holds the first {partial} of 10 frames" in last
+
+    run = subprocess.Popen(_cli(clip, "-o", out, *options), cwd=ROOT, start_new_session=True,
+                           stderr=subprocess.DEVNULL)
+    rng = random.Random()
+    _wait_for(lambda: len(_pngs(work)) > after_ctrl_c)
+    time.sleep(rng.uniform(0, 1.0))                                # a random moment of the run
+    os.killpg(run.pid, signal.SIGKILL)
+    run.wait(timeout=60)
+    kept = _pngs(work)
+    for png in kept:                                               # whole frames only
+        assert load_image(png).shape == (48, 64, 3)
+
+    assert cli.main(["video", str(clip), "-o", str(out), *options, "-q"]) == 0, capsys.readouterr().err
+    made = int(capsys.readouterr().out.split(" made")[0].rsplit("(", 1)[1])
+    assert made == 12 - len(kept)                                  # nothing finished was made again
+    np.testing.assert_array_equal(_decoded(out), _decoded(reference))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "out.mp4", "reference.mp4"]
 
 
-def test_video_cli_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys):
+def test_memory_does_not_grow_with_the_clip(photo, tmp_path):
+    """720p clips of 8 and 40 frames through the pipeline, each in its own process: its peak, and
+    its workers', the same within a few MB (a decoded 720p frame is 2.8 MB: holding the clip would
+    add ~90 MB)."""
+    peaks = {}
+    for count in (8, 40):
+        clip = tmp_path / f"clip{count}.mp4"
+        write_clip(clip, iter_panned(photo, count, (720, 1280), step=10.0), rate=24, preset="ultrafast")
+        child = subprocess.run([sys.executable, "-m", "bench.video", "one", str(clip), str(tmp_path / f"{count}.mp4"),
+                                "--size", "64", "--iterations", "1", "--workers", "2"],
+                               cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert child.returncode == 0, child.stderr[-2000:]
+        peaks[count] = json.loads(child.stdout.strip().splitlines()[-1])
+        assert peaks[count]["frames"] == count
+    grew = peaks[40]["client_peak_mb"] - peaks[8]["client_peak_mb"]
+    assert grew < 25, peaks
+    assert peaks[40]["worker_peak_mb"] - peaks[8]["worker_peak_mb"] < 25, peaks
+
+
+def test_video_cli_bad_input_is_one_line_and_writes_nothing(photo, tmp_path, capsys):
     import cli
     fake = tmp_path / "fake.mp4"
     fake.write_text("not a video")
@@ -128,4 +263,23 @@ def test_video_cli_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys):
     assert cli.main(["video", str(tmp_path / "none.mp4"), "-o", str(out), "-q"]) == 1
     assert cli.main(["video", str(fake), "-o", str(out), "--frames", "5:2", "-q"]) == 2
     assert cli.main(["video", str(fake), "-o", str(tmp_path / "out.gif"), "-q"]) == 1
+    assert cli.main(["video", str(fake), "-o", str(tmp_path / "no" / "out.mp4"), "-q"]) == 1
     assert list(tmp_path.iterdir()) == [fake]
+    # a work folder made for other settings is refused, naming them, and left as it is
+    clip = tmp_path / "clip.mp4"
+    write_clip(clip, panned_frames(photo, 4, (48, 64)), rate=12)
+    from engine.settings import Settings
+    from video.run import prepare
+    job = prepare(clip, out, [photo], Settings(size=64, iterations=3), chunks=2, overlap=2)
+    job.work.close()
+    capsys.readouterr()
+    assert cli.main(["video", str(clip), "-o", str(out), "--size", "64", "--iterations", "4", "-q"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "other settings (iterations 3, now 4" in err, err
+    with pytest.raises(VideoError, match="another run is using"):   # one run at a time holds a folder
+        held = prepare(clip, out, [photo], Settings(size=64, iterations=3), chunks=2, overlap=2)
+        try:
+            prepare(clip, out, [photo], Settings(size=64, iterations=3), chunks=2, overlap=2)
+        finally:
+            held.work.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "fake.mp4", "out.mp4.frames"]

@@ -43,6 +43,8 @@ def make_frame(job: FrameJob, frame: np.ndarray, styles, *earlier, toward=None, 
     if stylizer is None:
         from batch.cluster import engine
         stylizer = engine()
+    import cv2
+    cv2.setNumThreads(stylizer.threads or 0)   # DIS would otherwise take every core of the machine
     targets, coverage = [], []
     keep = 1.0 - job.handover
     shares = job.shares or (1.0,) * (len(earlier) // 2)
@@ -50,6 +52,7 @@ def make_frame(job: FrameJob, frame: np.ndarray, styles, *earlier, toward=None, 
         backward, mask = flow.pair(earlier_frame, frame)
         targets.append((flow.warp(image_of(earlier_output), backward), keep * share * mask))
         coverage.append(round(float(mask.mean()), 4))
+    flow_seconds = time.perf_counter() - start
     if toward is not None and job.handover > 0:
         targets.append((image_of(toward), np.full(frame.shape[:2], job.handover, np.float32)))
     if job.weight > 0 and targets:
@@ -61,7 +64,8 @@ def make_frame(job: FrameJob, frame: np.ndarray, styles, *earlier, toward=None, 
     else:
         outcome = stylizer.run(frame, styles, job.settings)
     notes = {"references": list(job.references), "coverage": coverage, "loss": outcome.loss,
-             "evaluations": outcome.iterations, "seconds": round(time.perf_counter() - start, 3)}
+             "evaluations": outcome.iterations, "seconds": round(time.perf_counter() - start, 3),
+             "flow_seconds": round(flow_seconds, 3)}
     if job.handover:
         notes["handover"] = job.handover
     return Made(job.index, job.chunk, outcome.image, notes)

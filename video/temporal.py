@@ -59,7 +59,7 @@ class TemporalLoss:
         difference = x - target
         scale = self.weight / x.size
         rest = self.rest * x.shape[1] * x.shape[2] / (self.weights.shape[0] * self.weights.shape[1])
-        value = scale * (float(np.sum(weights * difference ** 2)) + rest)
+        value = scale * (float(np.sum(weights * difference ** 2, dtype=np.float64)) + rest)
         return value, (2 * scale * weights * difference).astype(np.float32)
 
     def start(self, elsewhere: np.ndarray) -> np.ndarray:
