@@ -21,6 +21,7 @@ class FrameJob:
     references: tuple = ()     # the earlier frames it follows (their numbers), nearest first
     shares: tuple = ()         # each reference's weight, relative to ``weight`` (default 1 each)
     handover: float = 0.0      # in a chunk's overlap: the share of the weight on the next chunk's picture
+                               # (the chunk's own references keep the rest)
 
 
 @dataclass
@@ -53,8 +54,9 @@ def make_frame(job: FrameJob, frame: np.ndarray, styles, *earlier, toward=None, 
         targets.append((flow.warp(image_of(earlier_output), backward), keep * share * mask))
         coverage.append(round(float(mask.mean()), 4))
     flow_seconds = time.perf_counter() - start
-    if toward is not None and job.handover > 0:
-        targets.append((image_of(toward), np.full(frame.shape[:2], job.handover, np.float32)))
+    if toward is not None and job.handover > 0:   # its share of all the weight the chunk's own have
+        weight = job.handover * sum(shares)
+        targets.append((image_of(toward), np.full(frame.shape[:2], weight, np.float32)))
     if job.weight > 0 and targets:
         penalty = TemporalLoss(targets, job.weight)
         # where nothing earlier is trusted, the nearest output warped (its border repeated) would
