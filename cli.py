@@ -292,9 +292,9 @@ def cmd_batch(args) -> int:
 
 def cmd_video(args) -> int:
     try:
-        from batch.cluster import connect
         from batch.run import export_first
-        from video.interrupt import CtrlC, sigint_ignored
+        from video.cluster import connect
+        from video.interrupt import CtrlC
         from video.io import VideoError, parse_range
         from video.run import prepare, run
     except ImportError as exc:
@@ -341,9 +341,8 @@ def cmd_video(args) -> int:
                 job = stack.enter_context(_video_job(args, styles, settings, args.workers or os.cpu_count() or 1))
             export_first(settings, args.weights, provider, log)   # here: workers only load the models
             ctrl_c = stack.enter_context(CtrlC(log))
-            with sigint_ignored():   # the workers leave Ctrl-C to this process
-                client = stack.enter_context(connect(args.scheduler, args.workers, weights=args.weights,
-                                                     provider=provider))
+            client = stack.enter_context(connect(args.scheduler, args.workers, weights=args.weights,
+                                                 provider=provider))
             if job is None:
                 job = stack.enter_context(_video_job(args, styles, settings,
                                                      len(client.scheduler_info()["workers"]) or 1))

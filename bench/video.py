@@ -64,8 +64,8 @@ def run_video(clip: Path, output: Path, settings, *, workers: int, style: str, c
               border: str = "bridge", weight: float = 1e11, long_term: bool = True, warm: bool = False):
     """One video through the real pipeline on a fresh LocalCluster, its frames kept; the report,
     with the cluster's start and the engines' warm-up timed apart."""
-    from batch.cluster import connect
     from batch.run import export_first
+    from video.cluster import connect
     from video.io import probe
     from video.run import frame_shape, stylize_video
     info = probe(clip)
@@ -80,9 +80,26 @@ def run_video(clip: Path, output: Path, settings, *, workers: int, style: str, c
             begin = time.perf_counter()
             client.run(_warm, settings.replace(size=max(shape), iterations=1), shape, styles)
             warmed = time.perf_counter() - begin
+        from engine.memory import peak_rss_mb
+        before = peak_rss_mb()
+        _reset_peak()   # from here, VmHWM is the peak while the frames stream (the start's is kept apart)
         report = stylize_video(client, clip, output, styles, settings, temporal_weight=weight, chunks=chunks,
                                overlap=overlap, border=border, long_term=long_term, keep_frames=True, quiet=True)
+        report.peak_mb["client_before_frames"] = round(before)
     return report, started, warmed
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:")) / 1024
+
+
+def _reset_peak() -> None:
+    """Linux: writing 5 to clear_refs resets this process's VmHWM to its current resident size."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
 
 
 def _warm(settings, shape, styles):
@@ -102,7 +119,7 @@ def measure(clip: Path, work: Path, shape, *, band_rows=None, layout=None) -> di
     from video import metrics
     from video.io import frames
     from video.run import final_frames
-    flicker, warping, pairs = [], [], []
+    flicker, warping, pairs, sharpness = [], [], [], []
     band = {}
     previous = None
     outputs = final_frames(work)
@@ -122,7 +139,10 @@ def measure(clip: Path, work: Path, shape, *, band_rows=None, layout=None) -> di
                 band["frame10"] = output
             band["last"] = output
         previous = frame, output
+        sharpness.append(metrics.sharpness(output, slice(None)))
+    # a temporal loss that blurs (a copy of a copy of a warped picture) flickers less: measured beside it
     result = {"frames": len(flicker) + 1, "flicker": float(np.mean(flicker)), "warping_error": float(np.mean(warping)),
+              "sharpness_last": float(np.mean(sharpness[-5:])), "sharpness_first": sharpness[0],
               "flicker_pairs": [round(v, 3) for v in flicker]}
     if band_rows is not None and "frame10" in band:
         result["drift"] = {"last_vs_10": metrics.band_difference(band["last"], band["frame10"], band_rows),
@@ -286,10 +306,13 @@ def cmd_one(args, argv) -> dict:
     """A child of ``memory``: one video, its report as one JSON line (its own peak among them)."""
     from engine.settings import Settings
     settings = Settings(size=args.size, iterations=args.iterations, scales=1, targets="ort", step_engine="ort")
-    run, started, _ = run_video(Path(args.clip), Path(args.output), settings, workers=args.workers, style=args.style)
-    workers = [v for k, v in run.peak_mb.items() if k != "client"]
+    run, started, _ = run_video(Path(args.clip), Path(args.output), settings, workers=args.workers, style=args.style,
+                                overlap=args.overlap)
+    workers = [v for k, v in run.peak_mb.items() if not k.startswith("client")]
     print(json.dumps({"frames": run.frames, "chunks": run.chunks, "seconds": round(run.seconds, 1),
-                      "client_peak_mb": run.peak_mb["client"], "worker_peak_mb": max(workers) if workers else None}))
+                      "client_peak_mb": max(run.peak_mb["client"], run.peak_mb["client_before_frames"]),
+                      "client_peak_frames_mb": run.peak_mb["client"], "client_end_mb": round(_rss_mb()),
+                      "worker_peak_mb": max(workers) if workers else None}))
     return {}
 
 
@@ -333,6 +356,7 @@ def main(argv=None) -> int:
     q.add_argument("--size", type=int, default=256)
     q.add_argument("--iterations", type=int, default=1)
     q.add_argument("--workers", type=int, default=2)
+    q.add_argument("--overlap", type=int, default=8)
     q.add_argument("--style", default="starry_night")
     args = p.parse_args(argv)
     report = {"quality": cmd_quality, "borders": cmd_borders, "scaling": cmd_scaling, "memory": cmd_memory,

@@ -19,12 +19,14 @@ def dis_flow(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return dis.calc(_gray(a), _gray(b), None)
 
 
-def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
+def warp(image: np.ndarray, flow: np.ndarray, *, sharp: bool = False) -> np.ndarray:
     """``image`` sampled at x + flow(x): with the flow from frame t to frame t-1, the output of t-1
-    moved onto frame t. Bilinear; outside the picture the border repeats (the mask zeroes it)."""
+    moved onto frame t. Bilinear, or bicubic with ``sharp`` (a picture warped again and again, as a
+    video's outputs are, blurs less); outside the picture the border repeats (the mask zeroes it)."""
     h, w = flow.shape[:2]
     xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    return cv2.remap(image, xs + flow[..., 0], ys + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return cv2.remap(image, xs + flow[..., 0], ys + flow[..., 1], cv2.INTER_CUBIC if sharp else cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_REPLICATE)
 
 
 def consistency_mask(backward: np.ndarray, forward: np.ndarray) -> np.ndarray:

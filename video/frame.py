@@ -22,6 +22,8 @@ class FrameJob:
     shares: tuple = ()         # each reference's weight, relative to ``weight`` (default 1 each)
     handover: float = 0.0      # in a chunk's overlap: the share of the weight on the next chunk's picture
                                # (the chunk's own references keep the rest)
+    oldest_first: float = 1.0  # how much of a reference's weight stays where an older one is trusted
+    sharp: bool = False        # bicubic warps
 
 
 @dataclass
@@ -49,10 +51,16 @@ def make_frame(job: FrameJob, frame: np.ndarray, styles, *earlier, toward=None, 
     targets, coverage = [], []
     keep = 1.0 - job.handover
     shares = job.shares or (1.0,) * (len(earlier) // 2)
+    masks = []
     for earlier_frame, earlier_output, share in zip(earlier[::2], earlier[1::2], shares):
         backward, mask = flow.pair(earlier_frame, frame)
-        targets.append((flow.warp(image_of(earlier_output), backward), keep * share * mask))
+        targets.append((flow.warp(image_of(earlier_output), backward, sharp=job.sharp), keep * share * mask))
+        masks.append(mask)
         coverage.append(round(float(mask.mean()), 4))
+    if job.oldest_first < 1.0:   # where an older output is trusted, a nearer one (a copy of a copy) yields
+        for j in range(len(targets) - 1):
+            older = np.max(masks[j + 1:], axis=0)
+            targets[j] = (targets[j][0], targets[j][1] * (1 - (1 - job.oldest_first) * older))
     flow_seconds = time.perf_counter() - start
     if toward is not None and job.handover > 0:   # its share of all the weight the chunk's own have
         weight = job.handover * sum(shares)

@@ -1,11 +1,7 @@
-"""Ctrl-C for a long video: the first stops after the frames in progress, the second at once.
-
-A terminal's Ctrl-C reaches every process of its group, the local cluster's workers too, which
-would die mid-frame (and the run hang on them): they are started with SIGINT ignored, which
-processes inherit, and only this process decides what a Ctrl-C means."""
+"""Ctrl-C for a long video: the first stops after the frames in progress, the second at once (the
+cluster's workers do not hear it: ``video.cluster``)."""
 from __future__ import annotations
 
-import contextlib
 import signal
 import threading
 
@@ -31,14 +27,3 @@ class CtrlC:
 
     def __exit__(self, *_):
         self.close()
-
-
-@contextlib.contextmanager
-def sigint_ignored():
-    """SIGINT ignored in this process for the block: child processes started in it (a
-    LocalCluster's nannies and workers) keep ignoring it."""
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)

@@ -6,8 +6,10 @@
   t+1 warped onto output t by the input's flow t -> t+1, the squared RGB distance (values in
   [0, 1], summed over the channels) averaged over the non-occluded pixels of frame t. Their flow is
   FlowNet2's; ours is DIS, the one the stylization follows too.
-- ``band_drift``: where nothing in the input changes, how far the last output is from an earlier
-  one, against how far consecutive outputs are.
+- ``band_difference``: where nothing in the input changes, how far the last output is from an
+  earlier one, against how far consecutive outputs are (drift).
+- ``sharpness``: the variance of the Laplacian; an output that blurs as it is warped again and
+  again also flickers less, so the two are read together.
 
 Every function takes the pairs' values one by one, so a long video is measured in one pass."""
 from __future__ import annotations

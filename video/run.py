@@ -311,8 +311,8 @@ def _submit(client, chain: _Chain, settings, weight: float, styles_future, log) 
     earlier = [a for r in refs for a in (chain.inputs[r], chain.outputs[r])]
     handover = chunking.handover(chain.chunk, t) if toward is not None else 0.0
     shares = tuple(ANCHOR_WEIGHT if r == chain.anchor and r != t - 1 else 1.0 for r in refs)
-    job = FrameJob(t, chain.chunk.index, settings, weight if refs or toward is not None else 0.0, tuple(refs),
-                   shares, handover)
+    job = FrameJob(t, chain.chunk.index, settings, weight if refs or toward is not None else 0.0,
+                   references=tuple(refs), shares=shares, handover=handover)
     # the frames travel with the task (they are small): a worker lost mid-frame leaves nothing behind
     # that a retry elsewhere would miss
     chain.future = client.submit(make_frame, job, frame, styles_future, *earlier, toward=toward,
