@@ -296,7 +296,7 @@ def cmd_video(args) -> int:
         from video.cluster import connect
         from video.interrupt import CtrlC
         from video.io import VideoError, parse_range
-        from video.run import prepare, run
+        from video.run import Temporal, prepare, run
     except ImportError as exc:
         raise UsageError(f"video needs the cluster and video extras (pip install -e \".[cluster,video]\"): "
                          f"{exc}") from None
@@ -308,7 +308,7 @@ def cmd_video(args) -> int:
     @contextlib.contextmanager
     def _video_job(args, styles, settings, workers: int):
         """The video's job, its work folder held until the block ends."""
-        job = prepare(args.input, args.output, styles, settings, temporal_weight=args.temporal_weight,
+        job = prepare(args.input, args.output, styles, settings, temporal=Temporal(weight=args.temporal_weight),
                       frames_range=args.frames, chunks=args.chunks or workers, adopt_chunks=args.chunks is None,
                       overlap=args.overlap, work_dir=args.work_dir)
         try:

@@ -61,13 +61,13 @@ def make_clip(kind: str, path: Path, shape, count: int, rate: int, *, preset: st
 
 
 def run_video(clip: Path, output: Path, settings, *, workers: int, style: str, chunks=None, overlap: int = 8,
-              border: str = "bridge", weight: float = 1e11, long_term: bool = True, warm: bool = False):
+              border: str = "bridge", temporal=None, warm: bool = False):
     """One video through the real pipeline on a fresh LocalCluster, its frames kept; the report,
     with the cluster's start and the engines' warm-up timed apart."""
     from batch.run import export_first
     from video.cluster import connect
     from video.io import probe
-    from video.run import frame_shape, stylize_video
+    from video.run import Temporal, frame_shape, stylize_video
     info = probe(clip)
     shape = frame_shape((info.height, info.width), settings.size)
     export_first(settings.replace(size=max(shape)), None, "cpu")
@@ -83,8 +83,8 @@ def run_video(clip: Path, output: Path, settings, *, workers: int, style: str, c
         from engine.memory import peak_rss_mb
         before = peak_rss_mb()
         _reset_peak()   # from here, VmHWM is the peak while the frames stream (the start's is kept apart)
-        report = stylize_video(client, clip, output, styles, settings, temporal_weight=weight, chunks=chunks,
-                               overlap=overlap, border=border, long_term=long_term, keep_frames=True, quiet=True)
+        report = stylize_video(client, clip, output, styles, settings, temporal=temporal or Temporal(), chunks=chunks,
+                               overlap=overlap, border=border, keep_frames=True, quiet=True)
         report.peak_mb["client_before_frames"] = round(before)
     return report, started, warmed
 
@@ -175,7 +175,14 @@ def _header(args, argv) -> dict:
             "command": "python -m bench.video " + " ".join(argv if argv is not None else sys.argv[1:])}
 
 
-SCHEMES = {"independent": {"weight": 0.0}, "short-term": {"long_term": False}, "anchor": {}}
+def _schemes() -> dict:
+    """The rows of the quality table: what each frame follows (``video.run.Temporal``)."""
+    from video.run import Temporal
+    return {"independent": Temporal(weight=0.0),
+            "short-term": Temporal(anchor=False, sharp=False),          # Ruder et al. 2016, as before issue 23
+            "short-term-bicubic": Temporal(anchor=False),
+            "anchor-everywhere": Temporal(still=0.0),
+            "default": Temporal()}
 
 
 def cmd_quality(args, argv) -> dict:
@@ -197,7 +204,7 @@ def cmd_quality(args, argv) -> dict:
                 start = time.perf_counter()
                 out = Path(tmp) / f"{kind}-{name}.mp4"
                 run, _, _ = run_video(clip, out, _settings(args), workers=1, chunks=1, style=args.style,
-                                      **SCHEMES[name])
+                                      temporal=_schemes()[name])
                 row = measure(clip, run.work_dir, shape, band_rows=band)
                 row["seconds"] = round(time.perf_counter() - start, 1)
                 rows[name] = row
@@ -331,7 +338,7 @@ def main(argv=None) -> int:
     common(q, 128, 20, 12)
     q.add_argument("--frames", type=int, default=48)
     q.add_argument("--clips", default="pan,static")
-    q.add_argument("--schemes", default="independent,short-term,anchor")
+    q.add_argument("--schemes", default=",".join(_schemes()))
     q.add_argument("--strip", help="PNG: every few frames of each clip's input and of each scheme, one row each")
     q.add_argument("--gif", help="GIF: the schemes side by side, the clips one under the other")
     q = sub.add_parser("borders")

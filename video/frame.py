@@ -22,8 +22,9 @@ class FrameJob:
     shares: tuple = ()         # each reference's weight, relative to ``weight`` (default 1 each)
     handover: float = 0.0      # in a chunk's overlap: the share of the weight on the next chunk's picture
                                # (the chunk's own references keep the rest)
-    oldest_first: float = 1.0  # how much of a reference's weight stays where an older one is trusted
     sharp: bool = False        # bicubic warps
+    still: float = 0.0         # px: the references after the first count only where the picture moved less
+                               # than about this since them (0: everywhere)
 
 
 @dataclass
@@ -49,22 +50,20 @@ def make_frame(job: FrameJob, frame: np.ndarray, styles, *earlier, toward=None, 
     import cv2
     cv2.setNumThreads(stylizer.threads or 0)   # DIS would otherwise take every core of the machine
     targets, coverage = [], []
-    keep = 1.0 - job.handover
     shares = job.shares or (1.0,) * (len(earlier) // 2)
-    masks = []
     for earlier_frame, earlier_output, share in zip(earlier[::2], earlier[1::2], shares):
         backward, mask = flow.pair(earlier_frame, frame)
-        targets.append((flow.warp(image_of(earlier_output), backward, sharp=job.sharp), keep * share * mask))
-        masks.append(mask)
+        if job.still and targets:   # an older output (the anchor): only where the picture stood still since
+            mask = mask * np.exp(-np.sum(backward ** 2, -1) / job.still ** 2)
+        targets.append((flow.warp(image_of(earlier_output), backward, sharp=job.sharp), share * mask))
         coverage.append(round(float(mask.mean()), 4))
-    if job.oldest_first < 1.0:   # where an older output is trusted, a nearer one (a copy of a copy) yields
-        for j in range(len(targets) - 1):
-            older = np.max(masks[j + 1:], axis=0)
-            targets[j] = (targets[j][0], targets[j][1] * (1 - (1 - job.oldest_first) * older))
     flow_seconds = time.perf_counter() - start
-    if toward is not None and job.handover > 0:   # its share of all the weight the chunk's own have
-        weight = job.handover * sum(shares)
-        targets.append((image_of(toward), np.full(frame.shape[:2], weight, np.float32)))
+    if toward is not None and job.handover > 0:
+        # the next chunk's picture takes the share ``handover`` of the weight at every pixel (all of it
+        # where nothing earlier is trusted), the chunk's own outputs the rest
+        own = sum(c for _, c in targets) if targets else np.zeros(frame.shape[:2], np.float32)
+        targets = [(w, (1 - job.handover) * c) for w, c in targets]
+        targets.append((image_of(toward), (job.handover * np.maximum(own, 1.0)).astype(np.float32)))
     if job.weight > 0 and targets:
         penalty = TemporalLoss(targets, job.weight)
         # where nothing earlier is trusted, the nearest output warped (its border repeated) would

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -28,11 +28,25 @@ from .frame import FrameJob, Made, make_frame
 from .io import VideoError, VideoWriter, audio_plan, check_output, frames, leftovers, parse_range, probe
 from .workdir import WorkDir
 
-__all__ = ["VideoError", "prepare", "run", "stylize_video", "final_frames", "frame_shape", "Report", "Job"]
+__all__ = ["VideoError", "prepare", "run", "stylize_video", "final_frames", "frame_shape", "Report", "Job", "Temporal"]
 ANCHOR_COVERAGE = 0.5   # an anchor that covers less of the frame than this gives way to the frame
-# the anchor's weight against the previous frame's: 1 left a still background wandering by 3x the
-# difference of consecutive frames as the moving object changed the style's statistics, 3 by 1.9x
-ANCHOR_WEIGHT = 3.0
+
+
+@dataclass(frozen=True)
+class Temporal:
+    """How each frame follows earlier outputs (kept in the work folder's manifest). The defaults are
+    what the benchmarks chose (docs/BENCHMARKS.md); the rest is there to measure against."""
+    weight: float = 1e11       # of the temporal loss; 0: every frame on its own
+    anchor: bool = True        # follow the anchor too, not only the previous output
+    # the anchor's weight against the previous output's: with 1, a still background wandered by 3x
+    # the difference of consecutive frames as a moving object changed the style's statistics; with 3,
+    # 1.9x (48 frames at 128 px)
+    anchor_weight: float = 3.0
+    # px: the anchor counts where the picture moved less than about this since it (a Gaussian of the
+    # flow's length): on a pan, long-range flow jitters and pulling towards it flickered (1.7 against
+    # 1.3 for the previous frame alone); where things stand still it is exact, and drift is there
+    still: float = 1.0
+    sharp: bool = True         # bicubic warps: bilinear ones, a copy of a copy, blurred a pan to a wash
 
 
 @dataclass
@@ -154,16 +168,15 @@ class Job:
     shape: tuple
     settings: object         # engine Settings, sized to the frames
     styles: list
-    temporal_weight: float
-    long_term: bool
+    temporal: Temporal
     border: str
     layout: tuple
     work: WorkDir
     audio: tuple             # (mode, words) from io.audio_plan
 
 
-def prepare(source, output, styles, settings, *, temporal_weight: float = 1e11, frames_range: str | None = None,
-            chunks: int = 1, overlap: int = 8, border: str = "bridge", long_term: bool = True, work_dir=None,
+def prepare(source, output, styles, settings, *, temporal: Temporal = Temporal(), frames_range: str | None = None,
+            chunks: int = 1, overlap: int = 8, border: str = "bridge", work_dir=None,
             adopt_chunks: bool = True) -> Job:
     """Check everything and take the work folder (``OUTPUT.frames`` by default), before a cluster
     starts: a bad input, output or folder is one line (VideoError) at once. The clip is cut into
@@ -182,8 +195,8 @@ def prepare(source, output, styles, settings, *, temporal_weight: float = 1e11, 
         "input": {"sha256": _sha256_file(info.path), "frames": [first, last]},
         "styles": [_sha256_image(s) for s in styles],
         "settings": settings.to_dict(),
-        "video": {"temporal_weight": temporal_weight, "anchor": [ANCHOR_COVERAGE, ANCHOR_WEIGHT] if long_term else None,
-                  "shape": list(shape), "overlap": overlap, "border": border},
+        "video": {**asdict(temporal), "anchor_coverage": ANCHOR_COVERAGE, "shape": list(shape), "overlap": overlap,
+                  "border": border},
         "layout": [[c.start, c.stop, c.end] for c in chunking.plan(first, last, chunks, overlap, border)],
     }
     work_path = Path(work_dir) if work_dir else output.with_name(output.name + ".frames")
@@ -194,8 +207,8 @@ def prepare(source, output, styles, settings, *, temporal_weight: float = 1e11, 
     except BaseException:
         work.close()
         raise
-    return Job(info.path, output, info.rate, first, last, shape, settings, list(styles), temporal_weight, long_term,
-               border, layout, work, audio)
+    return Job(info.path, output, info.rate, first, last, shape, settings, list(styles), temporal, border, layout,
+               work, audio)
 
 
 def stylize_video(client, source, output, styles, settings, *, chunks: int | None = None, keep_frames: bool = False,
@@ -220,7 +233,7 @@ def run(client, job: Job, *, keep_frames: bool = False, stop=None, quiet: bool =
     for leftover in leftovers(job.output):   # a killed run's unfinished video (this run holds the folder)
         leftover.unlink(missing_ok=True)
     audio_mode, audio_text = job.audio
-    chains = [_Chain(c, border, work, job.source, job.shape, job.long_term) for c in layout]
+    chains = [_Chain(c, border, work, job.source, job.shape, job.temporal.anchor) for c in layout]
     total = sum(len(c.order) for c in chains)
     resumed = sum(c.position for c in chains)
     h, w = job.shape
@@ -251,7 +264,7 @@ def run(client, job: Job, *, keep_frames: bool = False, stop=None, quiet: bool =
             if not stopping:
                 for chain in chains:
                     if chain.future is None and not chain.finished:
-                        _submit(client, chain, job.settings, job.temporal_weight, styles_future, log)
+                        _submit(client, chain, job.settings, job.temporal, styles_future, log)
             flying = {c.future: c for c in chains if c.future is not None}
             if not flying:
                 if stopping or all(c.finished for c in chains):
@@ -296,7 +309,7 @@ def run(client, job: Job, *, keep_frames: bool = False, stop=None, quiet: bool =
                   audio_text, len(layout), interrupted, written, work.path if keep else None, _peaks(client))
 
 
-def _submit(client, chain: _Chain, settings, weight: float, styles_future, log) -> None:
+def _submit(client, chain: _Chain, settings, temporal: Temporal, styles_future, log) -> None:
     t = chain.next_frame
     toward = chain.toward(t)
     if toward is False:
@@ -310,9 +323,10 @@ def _submit(client, chain: _Chain, settings, weight: float, styles_future, log) 
     refs = chain.references(t)
     earlier = [a for r in refs for a in (chain.inputs[r], chain.outputs[r])]
     handover = chunking.handover(chain.chunk, t) if toward is not None else 0.0
-    shares = tuple(ANCHOR_WEIGHT if r == chain.anchor and r != t - 1 else 1.0 for r in refs)
-    job = FrameJob(t, chain.chunk.index, settings, weight if refs or toward is not None else 0.0,
-                   references=tuple(refs), shares=shares, handover=handover)
+    shares = tuple(temporal.anchor_weight if r == chain.anchor and r != t - 1 else 1.0 for r in refs)
+    job = FrameJob(t, chain.chunk.index, settings, temporal.weight if refs or toward is not None else 0.0,
+                   references=tuple(refs), shares=shares, handover=handover, sharp=temporal.sharp,
+                   still=temporal.still)
     # the frames travel with the task (they are small): a worker lost mid-frame leaves nothing behind
     # that a retry elsewhere would miss
     chain.future = client.submit(make_frame, job, frame, styles_future, *earlier, toward=toward,
