@@ -73,7 +73,7 @@ def cmd_export(args) -> int:
 # -- parity --------------------------------------------------------------------------------
 
 def cmd_parity(args) -> int:
-    from engine.ort_backend import OrtFeatures
+    from engine.ort.backend import OrtFeatures
     from parity import PARITY_SIZES, PRECISION_TOLERANCE, dump_json, format_report, load_reference, run_parity
     sizes = PARITY_SIZES
     if args.sizes:
@@ -88,7 +88,7 @@ def cmd_parity(args) -> int:
     else:
         from engine.spec import DEFAULT_LAYERS, FeatureSpec
         from engine.store import ArtifactStore
-        from engine.tf_backend import TfFeatures
+        from engine.tf.backend import TfFeatures
         from models.weights import load_weights
         from parity import parity_images
         weights = load_weights(args.weights)
@@ -612,7 +612,7 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     from engine.images import ImageError
-    from engine.ort_backend import BackendError
+    from engine.ort.backend import BackendError
     from engine.store import ExportFailed, MissingArtifact
     from models.weights import WeightsError
     try:

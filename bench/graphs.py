@@ -19,10 +19,10 @@ def main() -> None:
     parser.add_argument("graphs", nargs="+", type=Path)
     parser.add_argument("--repeats", type=int, default=10)
     args = parser.parse_args()
-    from engine.ort_backend import OrtFeatures, make_session
+    from engine.ort.backend import OrtFeatures, make_session
     from engine.spec import SEED_CONTENT_LAYER, SEED_STYLE_LAYERS, FeatureSpec, StepSpec, step_feeds
     from engine.store import ArtifactStore
-    from engine.winograd import rewrite
+    from engine.ort.winograd import rewrite
     from models.weights import load_weights
 
     from .steps import step_inputs

@@ -29,8 +29,8 @@ def step_inputs(size: int, spec, backend):
 
 
 def step_bench(args) -> dict:
-    from engine.ort_backend import OrtFeatures, cuda_unavailable_reason
-    from engine.ort_step import OrtStep
+    from engine.ort.backend import OrtFeatures, cuda_unavailable_reason
+    from engine.ort.step import OrtStep
     from engine.spec import SEED_CONTENT_LAYER, SEED_STYLE_LAYERS, FeatureSpec, StepSpec
     from engine.store import ArtifactStore
     from models.weights import load_weights
@@ -53,7 +53,7 @@ def step_bench(args) -> dict:
         image = image.astype(np.float32)
         engines = []
         if not args.no_tf:
-            from engine.objective import TfStep
+            from engine.tf.objective import TfStep
             from models.keras_vgg19 import build_trunk
             trunk = build_trunk(weights, spec.layers)
             for name, jit in (("TensorFlow tf.function", False), ("TensorFlow XLA", True)):
@@ -79,7 +79,7 @@ def step_bench(args) -> dict:
                          "speedup_vs_xla": base / seconds if base else None})
         del engines
         if not args.no_tf:  # float64 TensorFlow: what each engine's float32 step is judged against
-            from engine.objective import TfStep
+            from engine.tf.objective import TfStep
             from models.keras_vgg19 import build_trunk, tf
             reference = TfStep(build_trunk(weights, spec.layers, dtype="float64"), style_layers=SEED_STYLE_LAYERS,
                                content_layers=(SEED_CONTENT_LAYER,), jit=False, dtype=tf.float64)

@@ -3,7 +3,7 @@ masks in [0, 1] that say where each style applies and where the content must be 
 to the resolution of every VGG19 layer the way the network brings the image there.
 
 The step graphs take the masks per layer (``step_feeds``), so the graph itself holds no
-downsampling and both step engines compute the one masked loss of ``engine.losses``. A picture
+downsampling and both step engines compute the one masked loss of ``engine.tf.losses``. A picture
 without masks is the case of one region, all ones.
 """
 from __future__ import annotations

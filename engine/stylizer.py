@@ -31,7 +31,7 @@ from .images import (as_float, preserve_colors, resize_exact, resize_field, resi
 from .masks import mask_from_image
 from .memory import release_memory
 from .optimize import adam, lbfgs
-from .ort_backend import cuda_unavailable_reason
+from .ort.backend import cuda_unavailable_reason
 from .settings import DEFAULTS, Settings, SettingsError
 from .spec import FeatureSpec, StepSpec
 from .store import ArtifactStore
@@ -236,11 +236,11 @@ class Stylizer:
         key = (backend, spec)
         if key not in self._features:
             if backend == "ort":
-                from .ort_backend import OrtFeatures
+                from .ort.backend import OrtFeatures
                 self._features[key] = OrtFeatures(path, spec=spec, provider=self.provider, threads=self.threads,
                                                   lean=self.lean)
             else:
-                from .tf_backend import TfFeatures
+                from .tf.backend import TfFeatures
                 self._features[key] = TfFeatures(spec, self.weights)
         return self._features[key]
 
@@ -250,12 +250,12 @@ class Stylizer:
         key = (plan.step_engine, self._step_spec(s, plan.feature_spec), s.jit, s.winograd)
         if key not in self._steps:
             if plan.step_engine == "ort":
-                from .ort_step import OrtStep
+                from .ort.step import OrtStep
                 self._steps[key] = OrtStep(plan.step_graph, spec=key[1], provider=self.provider,
                                            threads=self.threads, winograd=s.winograd)
                 release_memory()  # what loading and rewriting the graph took and freed
             else:
-                from .objective import TfStep
+                from .tf.objective import TfStep
                 if plan.feature_spec not in self._trunks:
                     from models.keras_vgg19 import build_trunk
                     self._trunks[plan.feature_spec] = build_trunk(self.weights, plan.feature_spec.layers, s.pooling)

@@ -30,8 +30,8 @@ import onnxruntime as ort  # noqa: E402
 
 from bench.machine import SEED_LOSS_WEIGHTS, cpu, median_seconds  # noqa: E402
 from bench.steps import CUDA_VARIANTS, step_inputs  # noqa: E402
-from engine.ort_backend import BackendError, OrtFeatures, cuda_unavailable_reason  # noqa: E402
-from engine.ort_step import OrtStep  # noqa: E402
+from engine.ort.backend import BackendError, OrtFeatures, cuda_unavailable_reason  # noqa: E402
+from engine.ort.step import OrtStep  # noqa: E402
 from engine.spec import SEED_CONTENT_LAYER, SEED_STYLE_LAYERS, FeatureSpec, StepSpec  # noqa: E402
 from engine.store import ArtifactStore, ExportFailed, MissingArtifact, weights_identity  # noqa: E402
 from models.atomic import atomic_path  # noqa: E402
@@ -330,7 +330,7 @@ def check(args) -> int:
 
 def prepare(args) -> int:
     try:
-        from engine.tf_backend import TfFeatures
+        from engine.tf.backend import TfFeatures
     except ImportError as exc:
         raise CheckError(f"--prepare needs TensorFlow ({exc})") from None
     from models.weights import load_weights

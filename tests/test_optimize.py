@@ -27,8 +27,8 @@ def test_reaches_the_constrained_minimum(optimizer):
 
 def test_as_good_as_scipy_on_the_real_objective(seed_step_graph, weights, content_image, style_image):
     from engine.images import as_float, resize_exact, resize_longest
-    from engine.ort_backend import OrtFeatures
-    from engine.ort_step import OrtStep
+    from engine.ort.backend import OrtFeatures
+    from engine.ort.step import OrtStep
     from engine.spec import SEED_CONTENT_LAYER, SEED_STYLE_LAYERS, FeatureSpec
     from engine.store import ArtifactStore
     from engine.targets import compute_targets
@@ -56,7 +56,7 @@ def test_as_good_as_scipy_on_the_real_objective(seed_step_graph, weights, conten
 def test_a_step_engine_gradient_is_not_overwritten_by_the_next_call(seed_step_graph, weights):
     """The optimizer keeps the previous gradient; an output buffer reused by ONNX Runtime would
     silently turn every curvature pair to zero (it did: L-BFGS degraded to gradient descent)."""
-    from engine.ort_step import OrtStep
+    from engine.ort.step import OrtStep
     from engine.spec import SEED_CONTENT_LAYER, SEED_STYLE_LAYERS
     rng = np.random.default_rng(0)
     step = OrtStep(seed_step_graph, provider="cpu", winograd=False)

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from engine.images import resize_exact, resize_longest
-from engine.ort_step import OrtStep
+from engine.ort.step import OrtStep
 from engine.spec import SEED_CONTENT_LAYER, SEED_STYLE_LAYERS, FeatureSpec, StepSpec
 from engine.targets import gram_numpy
 
@@ -24,7 +24,7 @@ SIZES = [(64, 96), (67, 93), (45, 131)]
 
 
 def _bound(weights, content_image, style_image, shape):
-    from engine.tf_backend import TfFeatures
+    from engine.tf.backend import TfFeatures
     features = TfFeatures(FeatureSpec(weights.sha256), weights)
     content = resize_exact(content_image, shape).astype(np.float32) / 255
     style = resize_longest(style_image, max(shape)).astype(np.float32) / 255
@@ -35,7 +35,7 @@ def _bound(weights, content_image, style_image, shape):
 
 
 def _reference(weights, dtype):
-    from engine.objective import TfStep
+    from engine.tf.objective import TfStep
     from models.keras_vgg19 import build_trunk, tf
     trunk = build_trunk(weights, FeatureSpec(weights.sha256).layers, dtype=dtype)
     return TfStep(trunk, style_layers=STYLE, content_layers=CONTENT, jit=False,
@@ -75,7 +75,7 @@ def test_one_graph_matches_float64_at_every_size(steps, weights, content_image, 
 
 
 def test_export_was_checked_at_three_sizes_with_odd_ones(seed_step_graph):
-    from engine.ort_backend import read_metadata
+    from engine.ort.backend import read_metadata
     checks = json.loads(read_metadata(seed_step_graph)["nst.check_vs_tensorflow_float64"])
     sizes = {c["size"] for c in checks}
     assert len(sizes) >= 3 and any(int(s.split("x")[0]) % 2 and int(s.split("x")[1]) % 2 for s in sizes)
@@ -98,7 +98,7 @@ def test_ort_step_lowers_the_cost(steps, weights, content_image, style_image):
 
 
 def test_step_graph_is_reused_and_refuses_other_specs(store, seed_step_graph, weights):
-    from engine.ort_backend import BackendError
+    from engine.ort.backend import BackendError
     spec = StepSpec(FeatureSpec(weights.sha256), SEED_STYLE_LAYERS, (SEED_CONTENT_LAYER,))
     modified = seed_step_graph.stat().st_mtime_ns
     assert store.step_graph(spec) == seed_step_graph and seed_step_graph.stat().st_mtime_ns == modified
@@ -220,7 +220,7 @@ def test_ort_step_with_max_pooling_is_a_usage_error(tmp_path, capsys):
 
 def test_winograd_shares_kernels_between_directions(seed_step_graph):
     import onnx
-    from engine.winograd import rewrite
+    from engine.ort.winograd import rewrite
     _, external, count = rewrite(onnx.load(str(seed_step_graph)))
     # every input-gradient convolution found its forward twin: one transformed copy per layer
     assert count == 20 and len(external) == 10
@@ -228,7 +228,7 @@ def test_winograd_shares_kernels_between_directions(seed_step_graph):
 
 @pytest.mark.parametrize("winograd", [True, False])
 def test_unreadable_step_graph_is_one_clear_error(tmp_path, winograd):
-    from engine.ort_backend import BackendError
+    from engine.ort.backend import BackendError
     bad = tmp_path / "step.onnx"
     bad.write_bytes(b"not an ONNX model")
     with pytest.raises(BackendError, match="step.onnx: ") as error:

@@ -178,7 +178,7 @@ def test_init_from_a_file(tmp_path, content_image, style_image, capsys):
 
 def test_parity_failing_exits_1(exported, weights, tmp_path, capsys):
     import cli
-    from engine.tf_backend import TfFeatures
+    from engine.tf.backend import TfFeatures
     from parity import save_reference
     reference = tmp_path / "reference.npz"
     save_reference(reference, exported.spec, TfFeatures(exported.spec, weights), sizes=((32, 48),))

@@ -1,6 +1,6 @@
 """The ONNX Runtime step engine: loss and image gradient from an exported step graph.
 
-No TensorFlow here. It is a drop-in for ``engine.objective.TfObjective``: ``f(x) -> (loss,
+No TensorFlow here. It is a drop-in for ``engine.tf.objective.TfObjective``: ``f(x) -> (loss,
 gradient, parts)`` on a float32 ``(1, H, W, 3)`` array, which is all the optimizers see.
 """
 from __future__ import annotations
@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from .ort_backend import METADATA_STEP, BackendError, make_session
-from .spec import LOSS_PARTS, STEP_OUTPUTS, StepSpec, step_feeds
+from .backend import METADATA_STEP, BackendError, make_session
+from ..spec import LOSS_PARTS, STEP_OUTPUTS, StepSpec, step_feeds
 
 
 class OrtStep:
@@ -21,7 +21,7 @@ class OrtStep:
     sends the image and brings back only what the optimizer needs: the loss, its parts and
     the gradient. ``cuda_options`` reach the CUDA provider (e.g. ``{"use_tf32": "0"}``). On the
     CPU provider the 3x3 convolutions from block 3 on are computed by Winograd F(4x4, 3x3)
-    (``engine.winograd``; ``winograd=False``: the graph as exported). ``threads``: ONNX
+    (``engine.ort.winograd``; ``winograd=False``: the graph as exported). ``threads``: ONNX
     Runtime's intra-op threads (default: one per core).
     """
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from .spec import FeatureSpec
+from ..spec import FeatureSpec
 
 PROVIDERS = ("auto", "cpu", "cuda")
 METADATA_SPEC = "nst.spec"
@@ -72,7 +72,7 @@ def make_session(path: Path, provider: str, *, threads: int | None = None, cuda_
     instead of 1297 MB, same time per step, measured here).
 
     ``cpu_rewrite(model) -> (model, {name: array})``, when given, rewrites the graph for the CPU
-    provider only (``engine.winograd``); the arrays are its initializers kept out of the
+    provider only (``engine.ort.winograd``); the arrays are its initializers kept out of the
     serialized model, which ONNX Runtime copies in once."""
     if not path.is_file():
         raise BackendError(f"{path}: no such ONNX model (run `python cli.py export` first)")

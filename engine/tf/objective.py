@@ -1,7 +1,7 @@
 """The style-transfer objective as a value-and-gradient function (TensorFlow GradientTape).
 
 The optimizers in ``engine.optimize`` see only ``f(x) -> (loss, gradient, parts)`` on numpy
-arrays, so another step engine (``engine.ort_step``) can stand in for this one without them knowing.
+arrays, so another step engine (``engine.ort.step``) can stand in for this one without them knowing.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 from models.keras_vgg19 import preprocess, tf
 
 from . import losses
-from .spec import step_feeds
+from ..spec import step_feeds
 
 
 def objective_parts(trunk, image, *, grams: dict, contents: dict, style_layers: dict, content_layers: dict,
