@@ -29,6 +29,7 @@ from engine.tf.objective import step_from_feeds  # noqa: E402
 from engine.ort.backend import METADATA_STEP  # noqa: E402
 from engine.spec import LOSS_PARTS, STEP_OUTPUTS, StepSpec, step_feeds  # noqa: E402
 from engine.store import step_mismatch  # noqa: E402
+from engine.targets import Targets  # noqa: E402
 from models.vgg19 import channels  # noqa: E402
 
 from .grad_ops import HANDLERS  # noqa: E402
@@ -113,10 +114,10 @@ def _check_feeds(spec: StepSpec, trunk, shape, seed: int = 0) -> dict[str, np.nd
                                  1 - ramp]),
         "content_mask": rng.random(shape, dtype=np.float32), "region_weights": (0.7, 1.3)}
     n_style = len(spec.style_layers)
-    feeds = step_feeds(spec, image_shape=shape, gram_targets={n: np.stack(g) for n, g in grams.items()},
-                       content_targets={n: content_f[n].numpy() for n in spec.content_layers},
-                       style_layers={n: (i + 1) / n_style for i, n in enumerate(spec.style_layers)},
-                       content_layers={n: 1.0 for n in spec.content_layers}, loss_weights=(1e4, 1.0, 10.0), **masked)
+    feeds = step_feeds(spec, Targets(shape, {n: np.stack(g) for n, g in grams.items()},
+                                     {n: content_f[n].numpy() for n in spec.content_layers},
+                                     {n: (i + 1) / n_style for i, n in enumerate(spec.style_layers)},
+                                     {n: 1.0 for n in spec.content_layers}, (1e4, 1.0, 10.0), **masked))
     return {"image": image, **feeds}
 
 

@@ -54,8 +54,8 @@ class CheckError(RuntimeError):
 
 
 def _line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"
+    from engine.errors import one_line
+    return f"{type(exc).__name__}: {one_line(exc)}"
 
 
 def _attempt(row: dict, measure) -> dict:
@@ -211,7 +211,7 @@ def steps_section(bundle: Bundle, args, cuda: bool, probe: OrtFeatures) -> dict:
 
     def time_at(engine, size):
         image, bound = inputs[size]
-        engine.bind_targets(**bound)
+        engine.bind_targets(bound)
         loss = engine(image)[0]
         return {"shape": list(image.shape[1:3]), "loss": loss, **_timed(lambda: engine(image), args.repeats)}
 

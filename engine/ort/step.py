@@ -47,15 +47,13 @@ class OrtStep:
         self._binding = None
         self._kept = []  # the bound targets' OrtValues, which must outlive the binding
 
-    def bind_targets(self, **targets) -> None:
-        """The fixed inputs, as ``engine.spec.step_feeds`` takes them: the image size, Gram matrices
-        ``(R, c, c)`` and content features ``(1, h, w, c)`` by layer, the per-layer weights,
-        ``loss_weights`` as (content, style, tv), and optional style masks, region weights and
-        content mask. The next images must have that size."""
-        if (set(targets["style_layers"]) != set(self.spec.style_layers)
-                or set(targets["content_layers"]) != set(self.spec.content_layers)):
+    def bind_targets(self, targets) -> None:
+        """One scale's ``engine.targets.Targets`` (made into the graph's inputs by ``step_feeds``);
+        the next images must have its shape."""
+        if (set(targets.style_layers) != set(self.spec.style_layers)
+                or set(targets.content_layers) != set(self.spec.content_layers)):
             raise BackendError("the targets' layers differ from the step graph's; export it for these layers")
-        feeds = step_feeds(self.spec, **targets)
+        feeds = step_feeds(self.spec, targets)
         binding = self.session.io_binding()
         self._kept = []
         for name, array in feeds.items():
