@@ -72,8 +72,6 @@ def run(args) -> int:
         styles = [load_image(path) for path in style_paths]
         # the pictures besides the photograph and the paintings, by their declared names
         files = {image.name: getattr(args, image.name, None) for image in IMAGE_INPUTS}
-        if settings.init != "image":
-            files["init_image"] = None
         pictures = {name: ([load_image(p) for p in given] if isinstance(given, list) else load_image(given))
                     for name, given in files.items() if given}
         check_masks(pictures.get("masks"), pictures.get("content_mask"), len(styles))

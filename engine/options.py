@@ -60,7 +60,7 @@ def add_image_options(parser: argparse.ArgumentParser) -> None:
 
 def settings_from_args(args) -> Settings:
     """The ``Settings`` the options say. A choice's value that names a file (``--init photo.jpg``)
-    becomes that choice, the file kept as ``args.<image input>`` (``init_image``)."""
+    becomes the choice that takes a picture, the file kept as ``args.<that image input>``."""
     given = {name: getattr(args, name) for name in CONTROLS if hasattr(args, name)}
     texts = {k: v for k, v in given.items() if isinstance(v, str)}
     typed = {**getattr(args, "settings_defaults", {}), **{k: v for k, v in given.items() if not isinstance(v, str)}}
@@ -68,7 +68,8 @@ def settings_from_args(args) -> Settings:
         control = CONTROLS[name]
         if control.file_choice and text not in control.choices:
             texts[name] = control.file_choice
-            setattr(args, f"{name}_image", text)
+            image = next(i for i in IMAGE_INPUTS if i.sets == (name, control.file_choice))
+            setattr(args, image.name, text)
     return Settings.from_text(texts, typed)
 
 

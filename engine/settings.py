@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from models.vgg19 import check_layers
+from models.vgg19 import ALL_LAYERS, CONV_LAYERS, check_layers
 
 from .spec import SEED_CONTENT_LAYER, SEED_STYLE_LAYERS
 
@@ -144,7 +144,7 @@ class Control:
         if self.off is not None and value == self.off:
             return value
         low_ok = self.low is None or (value > self.low if self.positive else value >= self.low)
-        if not math.isfinite(value) or not low_ok or (self.high is not None and value > self.high) or \
+        if (not whole and not math.isfinite(value)) or not low_ok or (self.high is not None and value > self.high) or \
                 (self.multiple > 1 and value % self.multiple):
             raise SettingsError(self.name, f"has {_shown(value)}: each must be {self.range_words()}" if item
                                 else f"must be {self.range_words()}, not {_shown(value)}")
@@ -243,6 +243,10 @@ class LayerWeights(Mapping):
         names = [name for name, _ in pairs]
         if any(not isinstance(name, str) for name in names):
             raise SettingsError(field_name, f"must map VGG19 layer names to weights, not {_shown(value)}")
+        unknown = next((name for name in names if name not in ALL_LAYERS), None)
+        if unknown is not None:
+            raise SettingsError(field_name, f"has an unknown VGG19 layer {_shown(unknown)}; expected one of: "
+                                            f"{', '.join(CONV_LAYERS)}")
         if len(set(names)) != len(names):
             twice = next(n for n in names if names.count(n) > 1)
             raise SettingsError(field_name, f"names {twice} twice")
@@ -273,7 +277,7 @@ class LayerWeights(Mapping):
 
     def text(self) -> str:
         """The CLI's form, which ``parse`` reads back."""
-        return ",".join(f"{k}:{v:.12g}" for k, v in self._pairs)
+        return ",".join(f"{k}:{v!r}" for k, v in self._pairs)
 
     def __getitem__(self, key):
         for k, v in self._pairs:
@@ -484,7 +488,8 @@ class ImageInput:
     """A picture a run takes besides the photograph and the paintings: ``name`` is the keyword of
     ``Stylizer.run`` and the key in a picture's metadata, ``form`` the API's file field, ``flag``
     the CLI's (none: another option gives it). ``per_style``: one for each painting, in their
-    order; ``region``: the page offers to draw it as a rectangle on the photograph."""
+    order; ``region``: the page offers to draw it as a rectangle on the photograph; ``sets``: the
+    ``(setting, choice)`` that uses it (and that giving it implies)."""
     name: str
     label: str
     help: str
@@ -492,6 +497,7 @@ class ImageInput:
     flag: str = ""
     per_style: bool = False
     region: bool = False
+    sets: tuple = ()
 
 
 IMAGE_INPUTS = (
@@ -501,7 +507,7 @@ IMAGE_INPUTS = (
     ImageInput("content_mask", "Keep the photograph", "greyscale: the photograph is kept where it is white and may go "
                "where it is black", "content_mask", "--content-mask", region=True),
     ImageInput("init_image", "Starting picture", "the picture the run starts from (init image; the CLI: --init FILE)",
-               "init_image"),
+               "init_image", sets=("init", "image")),
 )
 
 

@@ -137,9 +137,9 @@ def read_job(form, folder: Path) -> Submission:
     """A job's form -> a ``Submission``, or the first thing wrong with it as a ``BadInput``."""
     parts = _fields(form)
     texts = {name: values[0] for name, values in parts.items() if name in CONTROLS}
-    init = IMAGE_FIELDS["init_image"]
-    if init.form in parts and "init" not in texts:   # a starting picture given: start from it
-        texts["init"] = "image"
+    for image in IMAGE_FIELDS.values():   # a starting picture given: start from it
+        if image.sets and image.form in parts and image.sets[0] not in texts:
+            texts[image.sets[0]] = image.sets[1]
     settings = settings_from(texts, parts.get("settings", [None])[0])
     content_upload = parts.get("content", [None])[0]
     content_name = parts.get("content_name", [None])[0]
@@ -168,11 +168,16 @@ def read_job(form, folder: Path) -> Submission:
             pictures[image.name] = read if image.per_style else read[0]
             sources[image.name] = [_name(u) for u in uploads] if image.per_style else _name(uploads[0])
     try:
-        if settings.init != "image" and "init_image" in pictures:
-            raise SettingsError("init_image", f"is given, but init is {settings.init!r}: give init image or no file")
+        for image in IMAGE_FIELDS.values():
+            if not image.sets:
+                continue
+            name, choice = image.sets
+            if getattr(settings, name) != choice and image.name in pictures:
+                raise SettingsError(image.name, f"is given, but {name} is {getattr(settings, name)!r}: give "
+                                                f"{name} {choice} or no file")
+            if getattr(settings, name) == choice and image.name not in pictures:
+                raise SettingsError(name, f"is {choice!r} but no {image.form} was given")
         settings.check_styles(len(styles))
-        if settings.init == "image" and "init_image" not in pictures:
-            raise SettingsError("init", f"is 'image' but no {init.form} was given")
         check_masks(pictures.get("masks"), pictures.get("content_mask"), len(styles))
         planning.check(settings, content.shape)
     except SettingsError as exc:

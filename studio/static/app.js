@@ -6,7 +6,7 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const GROUPS = {picture: "Picture", colour: "Colours", schedule: "Schedule", style: "Style", memory: "Memory",
+const GROUPS = {picture: "Picture", colour: "Colour", schedule: "Schedule", style: "Style", memory: "Memory",
                 engine: "Engine"};
 const COLOURS = ["#e4572e", "#3a86ff", "#f3a712", "#8ac926", "#9b5de5", "#00bbf9", "#ff006e", "#6a4c93"];
 const MASK_SIDE = 512;   // px, the longest side of a drawn mask (the engine resizes it to each scale)
@@ -163,8 +163,8 @@ class PictureChoice {
       this.draw.classList.toggle("hidden", kind !== "region");
       if (kind === "region" && this.rect === null) this.startDrawing();
       else if (kind !== "region" && drawing === this) stopDrawing();
-    } else if (this.input.name === "init_image" && this.file.files[0] && $("init")) {
-      $("init").value = "image";   // a starting picture given: start from it
+    } else if (this.input.sets.length && this.file.files[0] && $(idOf(this.input.sets[0]))) {
+      $(idOf(this.input.sets[0])).value = this.input.sets[1];   // a starting picture given: start from it
     }
     redraw();
   }
