@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from functools import partial
 from importlib import import_module
 
 from engine.metadata import VERSION as __version__
@@ -23,7 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nst", description=__doc__.split("\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--version", action="version", version=f"nst {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    # every command's help lists the defaults
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=partial(
+        argparse.ArgumentParser, formatter_class=argparse.ArgumentDefaultsHelpFormatter))
     for name in COMMANDS:
         import_module(name).add_parser(sub)
     return parser

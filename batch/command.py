@@ -1,7 +1,6 @@
 """``nst batch``: contents x styles on a Dask cluster, and the options batch and video share."""
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -32,8 +31,7 @@ def cluster_settings(args):
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("batch", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-                       help="every content image in every style, on a Dask cluster",
+    p = sub.add_parser("batch", help="every content image in every style, on a Dask cluster",
                        description="Stylize contents (files, folders, globs) x styles into a folder, one picture "
                                    "each, named CONTENT__STYLE.png, on a Dask cluster whose workers each hold one "
                                    "engine. A picture already made with the same settings and inputs is skipped, "

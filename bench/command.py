@@ -1,14 +1,12 @@
 """``nst bench``: the options of every benchmark the CLI runs (``bench.main`` picks one)."""
 from __future__ import annotations
 
-import argparse
 
 from engine.options import add_count, add_weights_option
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("bench", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-                       help="measure feature extraction and stylize speed",
+    p = sub.add_parser("bench", help="measure feature extraction and stylize speed",
                        description="Feature extraction, TensorFlow vs ONNX Runtime (each available provider and "
                                    "precision), warm-up excluded, median of repeats, with GFLOP/s and this "
                                    "machine's float32 matrix-product rate measured in the same run. --stylize "

@@ -2,7 +2,6 @@
 best picture so far, and the settings in the picture's metadata."""
 from __future__ import annotations
 
-import argparse
 import json
 import signal
 import sys
@@ -16,7 +15,7 @@ from .settings import IMAGE_INPUTS
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("stylize", formatter_class=argparse.ArgumentDefaultsHelpFormatter, help="make the picture",
+    p = sub.add_parser("stylize", help="make the picture",
                        description="Render the content image in the style of the style image(s): Gatys et al. on "
                                    "VGG19 with average pooling, coarse to fine, L-BFGS by default. With no "
                                    "arguments, stylizes a bundled photograph with The Starry Night.")

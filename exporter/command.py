@@ -1,15 +1,13 @@
 """``nst export``: the VGG19 feature extractor to ONNX, once, checked and labelled."""
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from engine.options import add_weights_option
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("export", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-                       help="convert the VGG19 feature extractor to ONNX (once) and check it",
+    p = sub.add_parser("export", help="convert the VGG19 feature extractor to ONNX (once) and check it",
                        description="Convert the Keras VGG19 feature extractor to ONNX with tf2onnx (opset 17), "
                                    "run onnx.checker, label it with its spec, weights and tool versions, and check "
                                    "TensorFlow vs ONNX Runtime parity before reporting success. The model takes RGB "

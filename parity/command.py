@@ -1,7 +1,6 @@
 """``nst parity``: TensorFlow vs ONNX Runtime features, per layer, against a tolerance."""
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from engine.errors import UsageError
@@ -9,8 +8,7 @@ from engine.options import add_weights_option
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("parity", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-                       help="compare TensorFlow and ONNX Runtime features, per layer",
+    p = sub.add_parser("parity", help="compare TensorFlow and ONNX Runtime features, per layer",
                        description="Run TensorFlow and ONNX Runtime on the same real and random images at several "
                                    "sizes and print per layer the max absolute and max relative error (max abs "
                                    "error / max abs value). Exits 1 when a tolerance is exceeded.")

@@ -1,7 +1,6 @@
 """``nst serve``: the web studio and its job API."""
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from engine.errors import UsageError
@@ -14,8 +13,7 @@ def _default_data() -> Path:
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("serve", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-                       help="the web studio: a page and a job API",
+    p = sub.add_parser("serve", help="the web studio: a page and a job API",
                        description="Serve the studio: a page where a picture forms as you watch, and the JSON API it "
                                    "uses (documented at /docs). Jobs wait in a bounded line; finished ones are kept "
                                    "in --data across restarts.")

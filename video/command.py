@@ -1,7 +1,6 @@
 """``nst video``: a video, frame by frame, without flicker."""
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -11,8 +10,7 @@ from engine.options import add_settings_options
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("video", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-                       help="a video, frame by frame, without flicker",
+    p = sub.add_parser("video", help="a video, frame by frame, without flicker",
                        description="Stylize each frame of a video with the short-term temporal loss of Ruder, "
                                    "Dosovitskiy and Brox (2016): the previous output, warped by the optical flow "
                                    "(OpenCV DIS, every frame pair computed in parallel on the cluster), starts "
