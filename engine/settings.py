@@ -358,6 +358,9 @@ class Settings:
         choice_help=("the photograph", "noise", "a picture of your own"), file_choice="image", advanced=True)
     seed: int = setting(0, "int", "Seed", "random seed (noise start, tile offsets): same seed, same machine, same "
                         "picture", "schedule", low=0, high=2 ** 32 - 1, advanced=True)
+    init_noise: float = setting(0.0, "float", "Noise in the start", "share of noise (seed) mixed into the starting "
+                                "picture: each seed then makes its own picture of the photograph (1: noise alone)",
+                                "schedule", low=0, high=1.0, advanced=True)
     style_scale: float = setting(1.0, "float", "Style scale", "paintings resized to this times the picture's size: "
                                  "smaller makes larger brush strokes", "style", low=0, high=4.0, positive=True,
                                  advanced=True)

@@ -352,11 +352,12 @@ class Stylizer:
     def _start(previous, targets: Targets, settings: Settings, init_image) -> np.ndarray:
         if previous is not None:
             return resize_float(previous, targets.shape)
-        if settings.init == "content":
-            return targets.content_image[None]
+        noise = np.random.default_rng(settings.seed).random((1, *targets.shape, 3), dtype=np.float32)
         if settings.init == "noise":
-            return np.random.default_rng(settings.seed).random((1, *targets.shape, 3), dtype=np.float32)
-        return as_float(resize_exact(init_image, targets.shape))[None]
+            return noise
+        start = targets.content_image[None] if settings.init == "content" else \
+            as_float(resize_exact(init_image, targets.shape))[None]
+        return start if not settings.init_noise else (1 - settings.init_noise) * start + settings.init_noise * noise
 
 
 @dataclass
