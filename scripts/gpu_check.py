@@ -233,15 +233,58 @@ def steps_section(bundle: Bundle, args, cuda: bool, probe: OrtFeatures) -> dict:
     return {"loss_weights": list(SEED_LOSS_WEIGHTS), "rows": rows}
 
 
+def profile_section(bundle: Bundle, args, cuda: bool, probe: OrtFeatures) -> dict:
+    """Where one step's time goes at the largest size, from ONNX Runtime's own profiler: time and
+    node count by operator type and by the provider that ran it (a node on the CPU inside a CUDA
+    graph costs copies both ways)."""
+    import tempfile
+    size = max(args.sizes)
+    content, bound = step_inputs(size, bundle.spec, probe)
+    image = np.clip(content + np.random.default_rng(0).normal(0, 0.05, content.shape), 0, 1)[None].astype(np.float32)
+    with tempfile.TemporaryDirectory() as folder:
+        engine = OrtStep(bundle.step, provider=args.provider, winograd=not cuda,
+                         profile_prefix=str(Path(folder) / "step"))
+        engine.bind_targets(**bound)
+        for _ in range(WARMUP + 1):
+            engine(image)
+        runs = 5
+        for _ in range(runs):
+            engine(image)
+        events = json.loads(Path(engine.session.end_profiling()).read_text())
+    nodes = [e for e in events if e.get("cat") == "Node" and e.get("name", "").endswith("_kernel_time")]
+    by_op: dict = {}
+    for event in nodes:
+        key = f"{event['args'].get('op_name', '?')} {event['args'].get('provider', '?').replace('ExecutionProvider', '')}"
+        entry = by_op.setdefault(key, {"ms": 0.0, "nodes": 0})
+        entry["ms"] += event["dur"] / 1e3 / (runs + WARMUP + 1)
+        entry["nodes"] += 1
+    for entry in by_op.values():
+        entry["nodes"] //= runs + WARMUP + 1
+    model_runs = [e["dur"] / 1e3 for e in events if e.get("name") == "model_run"]
+    ranked = dict(sorted(by_op.items(), key=lambda kv: -kv[1]["ms"]))
+    return {"size": size, "provider": engine.provider, "model_run_ms": float(np.median(model_runs)) if model_runs else None,
+            "kernel_ms": sum(v["ms"] for v in by_op.values()), "by_op": ranked}
+
+
 def _timed_run(stylizer, content, style, settings) -> dict:
-    elapsed = []
+    elapsed, steps = [], []
+
+    def heard(progress):
+        elapsed.append(progress.elapsed)
+        steps.append(progress.evaluation_seconds)
+
     start = time.perf_counter()
-    outcome = stylizer.run(content, [style], settings, callback=lambda progress: elapsed.append(progress.elapsed))
+    outcome = stylizer.run(content, [style], settings, callback=heard)
     wall = time.perf_counter() - start
     gaps = np.diff(elapsed)
+    per_evaluation = float(np.median(gaps)) if len(gaps) else None
+    step = float(np.median(steps[1:])) if len(steps) > 1 else None
+    # what an evaluation costs beyond the step engine's own call: the optimizer's vector work and
+    # the callback, on the host
+    loop = per_evaluation - step if per_evaluation is not None and step is not None else None
     return {"size": settings.size, "scales": settings.scale_sizes(), "iterations_per_scale": settings.iterations,
             "evaluations": outcome.iterations, "wall_s": wall, "first_evaluation_s": elapsed[0] if elapsed else None,
-            "s_per_evaluation": float(np.median(gaps)) if len(gaps) else None, "loss": outcome.loss,
+            "s_per_evaluation": per_evaluation, "step_s": step, "loop_s": loop, "loss": outcome.loss,
             "step": outcome.step, "targets": outcome.targets, "weights": outcome.weights}
 
 
@@ -280,7 +323,7 @@ def _summary(result: dict) -> list[str]:
 
     machine = result["machine"]
     lines = [f"{machine.get('provider', '?')} provider, onnxruntime {ort.__version__}, GPU: {machine.get('gpu')}"]
-    lines += [f"{name}: {result[name]['error']}" for name in ("machine", "parity", "features", "steps")
+    lines += [f"{name}: {result[name]['error']}" for name in ("machine", "parity", "features", "steps", "profile")
               if "error" in result[name]]
     for row in result["parity"].get("rows", []):
         lines.append(f"parity {row['variant']:<5} " + (row["error"] if "error" in row else
@@ -293,7 +336,12 @@ def _summary(result: dict) -> list[str]:
         if run:
             lines.append(f"stylize {key}: " + (run.get("error") or
                          f"{run['size']} px, {run['evaluations']} evaluations in {run['wall_s']:.2f} s wall, "
-                         f"{(run['s_per_evaluation'] or 0) * 1e3:.1f} ms each, loss {run['loss']:.4g}; {run['step']}"))
+                         f"{(run['s_per_evaluation'] or 0) * 1e3:.1f} ms each ({(run['step_s'] or 0) * 1e3:.1f} the step), "
+                         f"loss {run['loss']:.4g}; {run['step']}"))
+    profile = result.get("profile", {})
+    if "by_op" in profile:
+        top = ", ".join(f"{k} {v['ms']:.2f} ms x{v['nodes']}" for k, v in list(profile["by_op"].items())[:6])
+        lines.append(f"profile {profile['size']} px step: run {profile['model_run_ms']:.2f} ms, kernels {profile['kernel_ms']:.2f} ms: {top}")
     for t in result["targets"]:
         got = "not measured here" if t["measured"] is None else f"{t['measured']:.2f} {t['unit']}"
         lines.append(f"target: {t['what']} <= {t['limit']} {t['unit']}: {got}")
@@ -314,6 +362,7 @@ def check(args) -> int:
                 "parity": lambda: parity_section(bundle, args.provider, cuda),
                 "features": lambda: features_section(bundle, args, cuda, probe),
                 "steps": lambda: steps_section(bundle, args, cuda, probe),
+                "profile": lambda: profile_section(bundle, args, cuda, probe),
                 "stylize": lambda: stylize_section(bundle, args)}
     for name, measure in sections.items():
         result[name] = _attempt({}, measure)

@@ -63,7 +63,7 @@ def read_metadata(path) -> dict[str, str]:
 
 def make_session(path: Path, provider: str, *, threads: int | None = None, cuda_options: dict | None = None,
                  memory_pattern: bool = True, arena: bool = True,
-                 cpu_rewrite=None) -> tuple[ort.InferenceSession, str]:
+                 cpu_rewrite=None, profile_prefix: str | None = None) -> tuple[ort.InferenceSession, str]:
     """An ``InferenceSession`` on the provider asked for, and which provider really runs it.
 
     ``cpu``; ``cuda`` (an error when CUDA cannot run); ``auto`` (CUDA only when a device is
@@ -73,7 +73,8 @@ def make_session(path: Path, provider: str, *, threads: int | None = None, cuda_
 
     ``cpu_rewrite(model) -> (model, {name: array})``, when given, rewrites the graph for the CPU
     provider only (``engine.ort.winograd``); the arrays are its initializers kept out of the
-    serialized model, which ONNX Runtime copies in once."""
+    serialized model, which ONNX Runtime copies in once. ``profile_prefix``: ONNX Runtime's profiler
+    writes every node's time there (``session.end_profiling()`` names the file)."""
     if not path.is_file():
         raise BackendError(f"{path}: no such ONNX model (run `python cli.py export` first)")
     if provider not in PROVIDERS:
@@ -85,6 +86,9 @@ def make_session(path: Path, provider: str, *, threads: int | None = None, cuda_
     options.enable_cpu_mem_arena = arena
     if threads:
         options.intra_op_num_threads = threads
+    if profile_prefix:
+        options.enable_profiling = True
+        options.profile_file_prefix = profile_prefix
     # ONNX Runtime's idle threads spin after each run by default, on the cores the optimizer's own
     # work between two runs needs: at 512 px that work took 13-38 ms with spinning and 7-8 ms
     # without, and the step itself 1.05-1.14 s against 1.01 s (2 cores, same run)

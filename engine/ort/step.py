@@ -22,11 +22,12 @@ class OrtStep:
     the gradient. ``cuda_options`` reach the CUDA provider (e.g. ``{"use_tf32": "0"}``). On the
     CPU provider the 3x3 convolutions from block 3 on are computed by Winograd F(4x4, 3x3)
     (``engine.ort.winograd``; ``winograd=False``: the graph as exported). ``threads``: ONNX
-    Runtime's intra-op threads (default: one per core).
+    Runtime's intra-op threads (default: one per core). ``profile_prefix``: as ``make_session``'s.
     """
 
     def __init__(self, path, *, spec: StepSpec | None = None, provider: str = "auto",
-                 threads: int | None = None, cuda_options: dict | None = None, winograd: bool = True):
+                 threads: int | None = None, cuda_options: dict | None = None, winograd: bool = True,
+                 profile_prefix: str | None = None):
         path = Path(path)
         self.winograd = 0  # convolutions computed by Winograd F(4x4, 3x3) (CPU only)
 
@@ -36,7 +37,8 @@ class OrtStep:
             return model, external
 
         self.session, self.provider = make_session(path, provider, threads=threads, cuda_options=cuda_options,
-                                                   memory_pattern=False, cpu_rewrite=cpu_rewrite if winograd else None)
+                                                   memory_pattern=False, cpu_rewrite=cpu_rewrite if winograd else None,
+                                                   profile_prefix=profile_prefix)
         meta = self.session.get_modelmeta().custom_metadata_map
         if METADATA_STEP not in meta:
             raise BackendError(f"{path}: not a step graph exported by this tool (no {METADATA_STEP} label)")
