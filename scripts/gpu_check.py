@@ -202,6 +202,29 @@ def features_section(bundle: Bundle, args, cuda: bool, probe: OrtFeatures) -> di
     return {"input": "(1, size, size, 3) float32, IO binding (outputs stay on the device)", "rows": rows}
 
 
+def _cuda_graph_step(bundle: Bundle, image: np.ndarray, bound: dict, repeats: int) -> dict:
+    """The step made for one size (``engine.ort.static``: no shape arithmetic left on the host), captured
+    as a CUDA graph: every input and output bound once to device buffers, as a replay needs."""
+    import onnx
+    from engine.ort.backend import make_session
+    from engine.ort.static import specialize
+    from engine.spec import step_feeds
+    feeds = {"image": image, **step_feeds(_step_spec(bundle.spec), **bound)}
+    model = specialize(onnx.load(str(bundle.step)), {name: a.shape for name, a in feeds.items()})
+    session, _ = make_session(bundle.step, "cuda", cuda_options={"enable_cuda_graph": "1"}, memory_pattern=False,
+                              model_bytes=model)
+    binding, kept, outputs = session.io_binding(), [], {}
+    for name, array in feeds.items():
+        kept.append(ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(array, np.float32), "cuda", 0))
+        binding.bind_ortvalue_input(name, kept[-1])
+    for output in session.get_outputs():
+        shape = image.shape if output.name == "grad" else ()
+        outputs[output.name] = ort.OrtValue.ortvalue_from_shape_and_type(shape, np.float32, "cuda", 0)
+        binding.bind_ortvalue_output(output.name, outputs[output.name])
+    timing = _timed(lambda: session.run_with_iobinding(binding), repeats)
+    return {"shape": list(image.shape[1:3]), "loss": float(outputs["loss"].numpy()), **timing}
+
+
 def steps_section(bundle: Bundle, args, cuda: bool, probe: OrtFeatures) -> dict:
     inputs = {}
     for size in args.sizes:
@@ -215,21 +238,34 @@ def steps_section(bundle: Bundle, args, cuda: bool, probe: OrtFeatures) -> dict:
         loss = engine(image)[0]
         return {"shape": list(image.shape[1:3]), "loss": loss, **_timed(lambda: engine(image), args.repeats)}
 
+    def time_on_device(engine, size):
+        # the image already on the device and the gradient left there, as engine.ort.device_lbfgs runs it
+        image, bound = inputs[size]
+        engine.bind_targets(**bound)
+        kept = ort.OrtValue.ortvalue_from_numpy(image, engine.device, 0)
+        loss = engine.on_device(kept)[0]
+        return {"shape": list(image.shape[1:3]), "loss": loss, **_timed(lambda: engine.on_device(kept), args.repeats)}
+
     rows = []
     if not cuda:
         rows += _variant("ORT CPU Winograd", args.sizes,
                          lambda: OrtStep(bundle.step, provider="cpu", winograd=True), time_at)
     for label, options in CUDA_VARIANTS:
-        rows += (_variant(f"ORT CUDA {label}", args.sizes,
+        rows += (_variant(f"ORT CUDA {label} any-size", args.sizes,
                           lambda options=options: OrtStep(bundle.step, provider="cuda", cuda_options=options,
-                                                          winograd=False), time_at)
-                 if cuda else _skipped(f"ORT CUDA {label}", args.sizes))
-    # tried once: the graph computes shapes on the CPU, which CUDA graphs cannot capture
-    largest = [max(args.sizes)]
-    rows += (_variant("ORT CUDA CUDA graphs", largest,
-                      lambda: OrtStep(bundle.step, provider="cuda", cuda_options={"enable_cuda_graph": "1"},
-                                      winograd=False), time_at)
-             if cuda else _skipped("ORT CUDA CUDA graphs", largest))
+                                                          winograd=False, sized=False), time_at)
+                 if cuda else _skipped(f"ORT CUDA {label} any-size", args.sizes))
+    sized = (("sized", {}, time_at), ("sized, on device", {}, time_on_device),
+             ("sized, targets folded, on device", {"fold_targets": True}, time_on_device))
+    for label, extra, timer in sized:
+        label = f"ORT CUDA TF32 NHWC {label}"
+        rows += (_variant(label, args.sizes, lambda extra=extra: OrtStep(bundle.step, provider="cuda", winograd=False,
+                                                                         sized=True, **extra), timer)
+                 if cuda else _skipped(label, args.sizes))
+    label = "ORT CUDA TF32 NHWC sized, CUDA graph, on device"
+    rows += (_variant(label, args.sizes, lambda: None,
+                      lambda _, size: _cuda_graph_step(bundle, *inputs[size], args.repeats))
+             if cuda else _skipped(label, args.sizes))
     return {"loss_weights": list(SEED_LOSS_WEIGHTS), "rows": rows}
 
 
@@ -291,11 +327,19 @@ def _timed_run(stylizer, content, style, settings) -> dict:
 def stylize_section(bundle: Bundle, args) -> dict:
     from engine.images import DEFAULT_CONTENT, DEFAULT_STYLE, examples_dir, load_image
     from engine.settings import Settings
-    from engine.stylizer import Stylizer   # here: an import the GPU machine cannot do costs this section only
+    from engine import stylizer as stylizer_module   # here: an import the GPU machine cannot do costs this section only
+    from engine.stylizer import Stylizer
     content, style = (load_image(examples_dir() / name) for name in (DEFAULT_CONTENT, DEFAULT_STYLE))
     stylizer = Stylizer(bundle.weights, provider=args.provider, store=ArtifactStore(bundle.folder, exports=False))
     single = Settings(size=args.stylize_size, scales=1, iterations=args.evaluations, step_engine="ort", targets="ort")
     result = _attempt({}, lambda: _timed_run(stylizer, content, style, single))
+    if stylizer_module.DEVICE_LOOP:
+        # the same run with L-BFGS on the host, as before engine.ort.device_lbfgs
+        saved, stylizer_module.DEVICE_LOOP = stylizer_module.DEVICE_LOOP, ()
+        try:
+            result["host_loop"] = _attempt({}, lambda: _timed_run(stylizer, content, style, single))
+        finally:
+            stylizer_module.DEVICE_LOOP = saved
     # the same held engine: sessions made by the first run are reused, as a server's would be
     result["default_budget"] = _attempt({}, lambda: _timed_run(stylizer, content, style,
                                                                Settings(size=args.budget_size, step_engine="ort")))
@@ -332,7 +376,8 @@ def _summary(result: dict) -> list[str]:
     for name in ("features", "steps"):
         for row in result[name].get("rows", []):
             lines.append(f"{name:<8} {row['size']:>4} px  {row['variant']:<24} {cell(row)}")
-    for key, run in (("single scale", result["stylize"]), ("default budget", result["stylize"].get("default_budget"))):
+    for key, run in (("single scale", result["stylize"]), ("single scale, host loop", result["stylize"].get("host_loop")),
+                     ("default budget", result["stylize"].get("default_budget"))):
         if run:
             lines.append(f"stylize {key}: " + (run.get("error") or
                          f"{run['size']} px, {run['evaluations']} evaluations in {run['wall_s']:.2f} s wall, "

@@ -63,7 +63,8 @@ def read_metadata(path) -> dict[str, str]:
 
 def make_session(path: Path, provider: str, *, threads: int | None = None, cuda_options: dict | None = None,
                  memory_pattern: bool = True, arena: bool = True,
-                 cpu_rewrite=None, profile_prefix: str | None = None) -> tuple[ort.InferenceSession, str]:
+                 cpu_rewrite=None, profile_prefix: str | None = None,
+                 model_bytes: bytes | None = None) -> tuple[ort.InferenceSession, str]:
     """An ``InferenceSession`` on the provider asked for, and which provider really runs it.
 
     ``cpu``; ``cuda`` (an error when CUDA cannot run); ``auto`` (CUDA only when a device is
@@ -74,7 +75,8 @@ def make_session(path: Path, provider: str, *, threads: int | None = None, cuda_
     ``cpu_rewrite(model) -> (model, {name: array})``, when given, rewrites the graph for the CPU
     provider only (``engine.ort.winograd``); the arrays are its initializers kept out of the
     serialized model, which ONNX Runtime copies in once. ``profile_prefix``: ONNX Runtime's profiler
-    writes every node's time there (``session.end_profiling()`` names the file)."""
+    writes every node's time there (``session.end_profiling()`` names the file). ``model_bytes``: the
+    model to run, serialized (a rewrite of the one at ``path``, which names it in messages)."""
     if not path.is_file():
         raise BackendError(f"{path}: no such ONNX model (run `python cli.py export` first)")
     if provider not in PROVIDERS:
@@ -102,11 +104,11 @@ def make_session(path: Path, provider: str, *, threads: int | None = None, cuda_
         cuda = {"cudnn_conv_algo_search": "HEURISTIC", "prefer_nhwc": "1"}
         cuda.update(cuda_options or {})
         providers = [("CUDAExecutionProvider", cuda), "CPUExecutionProvider"]
-    model, external = str(path), []
+    model, external = model_bytes or str(path), []
     if cpu_rewrite is not None and providers == ["CPUExecutionProvider"]:
         import onnx
         try:
-            loaded = onnx.load(model)
+            loaded = onnx.load_from_string(model_bytes) if model_bytes else onnx.load(model)
         except Exception as exc:  # onnx raises DecodeError and others for bad files
             raise BackendError(f"{path}: cannot read it as an ONNX model ({str(exc).splitlines()[0]})") from None
         rewritten, arrays = cpu_rewrite(loaded)

@@ -1,10 +1,11 @@
 """The ONNX Runtime step engine: loss and image gradient from an exported step graph.
 
-No TensorFlow here. It is a drop-in for ``engine.tf.objective.TfObjective``: ``f(x) -> (loss,
+No TensorFlow here. It is a drop-in for ``engine.tf.objective.TfStep``: ``f(x) -> (loss,
 gradient, parts)`` on a float32 ``(1, H, W, 3)`` array, which is all the optimizers see.
 """
 from __future__ import annotations
 
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,8 @@ import onnxruntime as ort
 
 from .backend import METADATA_STEP, BackendError, make_session
 from ..spec import LOSS_PARTS, STEP_OUTPUTS, StepSpec, step_feeds
+
+SIZED_SESSIONS = 4   # sessions made for one image size that a step keeps (a run's scales, a server's sizes)
 
 
 class OrtStep:
@@ -23,11 +26,16 @@ class OrtStep:
     CPU provider the 3x3 convolutions from block 3 on are computed by Winograd F(4x4, 3x3)
     (``engine.ort.winograd``; ``winograd=False``: the graph as exported). ``threads``: ONNX
     Runtime's intra-op threads (default: one per core). ``profile_prefix``: as ``make_session``'s.
+
+    ``sized``: run a copy of the graph made for each image size (``engine.ort.static``), kept
+    for the last few sizes; default on CUDA, where the any-size graph's shape arithmetic costs
+    host round trips between kernels. ``fold_targets``: make the targets constants of that copy
+    too (one session per ``bind_targets``), so that what depends on them alone is computed once.
     """
 
     def __init__(self, path, *, spec: StepSpec | None = None, provider: str = "auto",
                  threads: int | None = None, cuda_options: dict | None = None, winograd: bool = True,
-                 profile_prefix: str | None = None):
+                 profile_prefix: str | None = None, sized: bool | None = None, fold_targets: bool = False):
         path = Path(path)
         self.winograd = 0  # convolutions computed by Winograd F(4x4, 3x3) (CPU only)
 
@@ -36,18 +44,43 @@ class OrtStep:
             model, external, self.winograd = rewrite(model)
             return model, external
 
-        self.session, self.provider = make_session(path, provider, threads=threads, cuda_options=cuda_options,
-                                                   memory_pattern=False, cpu_rewrite=cpu_rewrite if winograd else None,
-                                                   profile_prefix=profile_prefix)
+        self._session_options = dict(threads=threads, cuda_options=cuda_options, memory_pattern=False,
+                                     cpu_rewrite=cpu_rewrite if winograd else None, profile_prefix=profile_prefix)
+        self.session, self.provider = make_session(path, provider, **self._session_options)
         meta = self.session.get_modelmeta().custom_metadata_map
         if METADATA_STEP not in meta:
             raise BackendError(f"{path}: not a step graph exported by this tool (no {METADATA_STEP} label)")
         self.spec = StepSpec.from_json(meta[METADATA_STEP])
         if spec is not None and spec != self.spec:
             raise BackendError(f"{path} is the {self.spec.describe()}, not the {spec.describe()}")
-        self._device = "cuda" if self.provider == "cuda" else "cpu"
+        self.path = path
+        self.device = "cuda" if self.provider == "cuda" else "cpu"
+        self.sized = self.provider == "cuda" if sized is None else sized
+        self.fold_targets = fold_targets and self.sized
+        self._proto = None
+        self._sized: OrderedDict = OrderedDict()   # input shapes -> session
         self._binding = None
         self._kept = []  # the bound targets' OrtValues, which must outlive the binding
+
+    def _session_for(self, feeds: dict, shape) -> ort.InferenceSession:
+        if not self.sized:
+            return self.session
+        import onnx
+        from .static import specialize
+        if self._proto is None:
+            self._proto = onnx.load(str(self.path))
+        shapes = {"image": (1, *shape, 3), **{name: a.shape for name, a in feeds.items()}}
+        if self.fold_targets:
+            model = specialize(self._proto, {"image": shapes["image"]}, feeds)
+            return make_session(self.path, self.provider, model_bytes=model, **self._session_options)[0]
+        key = tuple(sorted(shapes.items()))
+        if key not in self._sized:
+            model = specialize(self._proto, shapes)
+            self._sized[key] = make_session(self.path, self.provider, model_bytes=model, **self._session_options)[0]
+            while len(self._sized) > SIZED_SESSIONS:
+                self._sized.popitem(last=False)
+        self._sized.move_to_end(key)
+        return self._sized[key]
 
     def bind_targets(self, **targets) -> None:
         """The fixed inputs, as ``engine.spec.step_feeds`` takes them: the image size, Gram matrices
@@ -58,12 +91,14 @@ class OrtStep:
                 or set(targets["content_layers"]) != set(self.spec.content_layers)):
             raise BackendError("the targets' layers differ from the step graph's; export it for these layers")
         feeds = step_feeds(self.spec, **targets)
+        self.session = self._session_for(feeds, tuple(targets["image_shape"]))
         binding = self.session.io_binding()
         self._kept = []
-        for name, array in feeds.items():
-            ort_value = ort.OrtValue.ortvalue_from_numpy(array, self._device, 0)
-            self._kept.append(ort_value)
-            binding.bind_ortvalue_input(name, ort_value)
+        if not self.fold_targets:
+            for name, array in feeds.items():
+                ort_value = ort.OrtValue.ortvalue_from_numpy(array, self.device, 0)
+                self._kept.append(ort_value)
+                binding.bind_ortvalue_input(name, ort_value)
         for name in STEP_OUTPUTS[:-1]:
             binding.bind_output(name, "cpu")
         self._binding = binding
@@ -75,12 +110,25 @@ class OrtStep:
             raise RuntimeError("bind_targets() first")
         array = np.ascontiguousarray(image, np.float32)
         grad = np.empty_like(array)
-        self._binding.bind_ortvalue_input("image", ort.OrtValue.ortvalue_from_numpy(array, self._device, 0))
+        self._binding.bind_ortvalue_input("image", ort.OrtValue.ortvalue_from_numpy(array, self.device, 0))
         self._binding.bind_ortvalue_output("grad", ort.OrtValue.ortvalue_from_numpy(grad))
         self.session.run_with_iobinding(self._binding)
         loss, *parts = (float(v.numpy()) for v in self._binding.get_outputs()[:-1])
         return loss, grad, dict(zip(LOSS_PARTS, parts))
 
+    def on_device(self, image: ort.OrtValue):
+        """``(loss, gradient, parts)`` for an image already on this step's device, the gradient left
+        there as an ``OrtValue`` (``engine.ort.device_lbfgs`` keeps the whole loop on the GPU)."""
+        if self._binding is None:
+            raise RuntimeError("bind_targets() first")
+        self._binding.bind_ortvalue_input("image", image)
+        self._binding.bind_output("grad", self.device)
+        self.session.run_with_iobinding(self._binding)
+        *scalars, grad = self._binding.get_outputs()
+        loss, *parts = (float(v.numpy()) for v in scalars)
+        return loss, grad, dict(zip(LOSS_PARTS, parts))
+
     def describe(self) -> str:
         conv = f", Winograd F(4x4, 3x3) in {self.winograd} convolutions" if self.winograd else ""
-        return f"ONNX Runtime {ort.__version__} step ({self.provider.upper()}{conv})"
+        sized = ", a graph per size" if self.sized else ""
+        return f"ONNX Runtime {ort.__version__} step ({self.provider.upper()}{conv}{sized})"
