@@ -238,13 +238,26 @@ def steps_section(bundle: Bundle, args, cuda: bool, probe: OrtFeatures) -> dict:
         loss = engine(image)[0]
         return {"shape": list(image.shape[1:3]), "loss": loss, **_timed(lambda: engine(image), args.repeats)}
 
+    reference = {}   # size -> (loss, gradient) of the float32 graph (no TF32), what the others are compared with
+
     def time_on_device(engine, size):
         # the image already on the device and the gradient left there, as engine.ort.device_lbfgs runs it
         image, bound = inputs[size]
         engine.bind_targets(**bound)
         kept = ort.OrtValue.ortvalue_from_numpy(image, engine.device, 0)
-        loss = engine.on_device(kept)[0]
-        return {"shape": list(image.shape[1:3]), "loss": loss, **_timed(lambda: engine.on_device(kept), args.repeats)}
+        loss, grad, _ = engine.on_device(kept)
+        grad = grad.numpy()
+        if size not in reference:
+            exact = OrtStep(bundle.step, provider=args.provider, winograd=False, sized=False,
+                            cuda_options={"use_tf32": "0"})
+            exact.bind_targets(**bound)
+            reference[size] = exact(image)[:2]
+        loss_ref, grad_ref = reference[size]
+        error = {"loss_rel_error": abs(loss - loss_ref) / abs(loss_ref),
+                 "grad_rel_error": float(np.abs(grad - grad_ref).max() / np.abs(grad_ref).max()),
+                 "grad_finite": bool(np.isfinite(grad).all())}
+        return {"shape": list(image.shape[1:3]), "loss": loss, **error,
+                **_timed(lambda: engine.on_device(kept), args.repeats)}
 
     rows = []
     if not cuda:
@@ -255,10 +268,17 @@ def steps_section(bundle: Bundle, args, cuda: bool, probe: OrtFeatures) -> dict:
                           lambda options=options: OrtStep(bundle.step, provider="cuda", cuda_options=options,
                                                           winograd=False, sized=False), time_at)
                  if cuda else _skipped(f"ORT CUDA {label} any-size", args.sizes))
-    sized = (("sized", {}, time_at), ("sized, on device", {}, time_on_device),
-             ("sized, targets folded, on device", {"fold_targets": True}, time_on_device))
+    nchw, exhaustive = {"prefer_nhwc": "0"}, {"cudnn_conv_algo_search": "EXHAUSTIVE"}
+    sized = (("TF32 NHWC sized", {}, time_at), ("TF32 NHWC sized, on device", {}, time_on_device),
+             ("TF32 NHWC sized, targets folded, on device", {"fold_targets": True}, time_on_device),
+             ("TF32 NCHW sized, on device", {"cuda_options": nchw}, time_on_device),
+             ("TF32 NHWC EXHAUSTIVE sized, on device", {"cuda_options": exhaustive}, time_on_device),
+             ("fp16 forward convs NHWC sized, on device", {"half": "forward"}, time_on_device),
+             ("fp16 convs NHWC sized, on device", {"half": "all"}, time_on_device),
+             ("fp16 convs NHWC EXHAUSTIVE sized, on device", {"half": "all", "cuda_options": exhaustive},
+              time_on_device))
     for label, extra, timer in sized:
-        label = f"ORT CUDA TF32 NHWC {label}"
+        label = f"ORT CUDA {label}"
         rows += (_variant(label, args.sizes, lambda extra=extra: OrtStep(bundle.step, provider="cuda", winograd=False,
                                                                          sized=True, **extra), timer)
                  if cuda else _skipped(label, args.sizes))
@@ -340,6 +360,15 @@ def stylize_section(bundle: Bundle, args) -> dict:
             result["host_loop"] = _attempt({}, lambda: _timed_run(stylizer, content, style, single))
         finally:
             stylizer_module.DEVICE_LOOP = saved
+    if args.provider == "cuda":
+        from engine.ort import step as step_module
+        for half in ("forward", "all"):
+            step_module.HALF_CONVS = half   # a fresh engine: the held one keeps its step
+            try:
+                fresh = Stylizer(bundle.weights, provider=args.provider, store=ArtifactStore(bundle.folder, exports=False))
+                result[f"fp16_{half}"] = _attempt({}, lambda: _timed_run(fresh, content, style, single))
+            finally:
+                step_module.HALF_CONVS = None
     # the same held engine: sessions made by the first run are reused, as a server's would be
     result["default_budget"] = _attempt({}, lambda: _timed_run(stylizer, content, style,
                                                                Settings(size=args.budget_size, step_engine="ort")))
@@ -363,7 +392,9 @@ def _targets(result: dict) -> list[dict]:
 
 def _summary(result: dict) -> list[str]:
     def cell(row):
-        return f"{row['ms']:.2f} ms" if "ms" in row else row.get("skipped") or row.get("error", "?")
+        error = f" (loss {row['loss_rel_error']:.1e}, gradient {row['grad_rel_error']:.1e} off)" \
+            if "grad_rel_error" in row else ""
+        return f"{row['ms']:.2f} ms{error}" if "ms" in row else row.get("skipped") or row.get("error", "?")
 
     machine = result["machine"]
     lines = [f"{machine.get('provider', '?')} provider, onnxruntime {ort.__version__}, GPU: {machine.get('gpu')}"]
@@ -377,6 +408,8 @@ def _summary(result: dict) -> list[str]:
         for row in result[name].get("rows", []):
             lines.append(f"{name:<8} {row['size']:>4} px  {row['variant']:<24} {cell(row)}")
     for key, run in (("single scale", result["stylize"]), ("single scale, host loop", result["stylize"].get("host_loop")),
+                     ("single scale, fp16 forward convs", result["stylize"].get("fp16_forward")),
+                     ("single scale, fp16 convs", result["stylize"].get("fp16_all")),
                      ("default budget", result["stylize"].get("default_budget"))):
         if run:
             lines.append(f"stylize {key}: " + (run.get("error") or

@@ -18,7 +18,9 @@ CUDA_ONLY = {"features": {"TF32", "TF32 NHWC", "fp16 NHWC CUDA graphs"},
              "steps": {"ORT CUDA fp32 any-size", "ORT CUDA TF32 any-size", "ORT CUDA TF32 NHWC any-size",
                        "ORT CUDA TF32 NHWC sized", "ORT CUDA TF32 NHWC sized, on device",
                        "ORT CUDA TF32 NHWC sized, targets folded, on device",
-                       "ORT CUDA TF32 NHWC sized, CUDA graph, on device"}}
+                       "ORT CUDA TF32 NHWC sized, CUDA graph, on device", "ORT CUDA TF32 NCHW sized, on device",
+                       "ORT CUDA TF32 NHWC EXHAUSTIVE sized, on device", "ORT CUDA fp16 forward convs NHWC sized, on device",
+                       "ORT CUDA fp16 convs NHWC sized, on device", "ORT CUDA fp16 convs NHWC EXHAUSTIVE sized, on device"}}
 RAN_ON_CPU = {"features": {"fp32", "fp16"}, "steps": {"ORT CPU Winograd"}}
 
 

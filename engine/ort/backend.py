@@ -128,6 +128,19 @@ def make_session(path: Path, provider: str, *, threads: int | None = None, cuda_
     return session, used
 
 
+def probe_provider(path: Path, provider: str, *, threads: int | None = None, cuda_options: dict | None = None) -> str:
+    """Which provider a session on ``provider`` would really run on (``make_session``'s rules), found
+    with a one-node model so that the model at ``path`` is not loaded for it."""
+    from onnx import TensorProto, helper
+    value = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "probe", [value],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return make_session(path, provider, threads=threads, cuda_options=cuda_options,
+                        model_bytes=model.SerializeToString())[1]
+
+
 class OrtFeatures:
     """RGB float32 ``(N, H, W, 3)`` in [0, 1] -> ``{layer: array}``, by ONNX Runtime.
 

@@ -123,14 +123,9 @@ def _products() -> bytes:
 class _Graphs:
     """The small graphs, each a session on the step's provider."""
 
-    def __init__(self, session: ort.InferenceSession, device: str):
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        providers = list(zip(session.get_providers(), [session.get_provider_options().get(p, {})
-                                                       for p in session.get_providers()]))
-        self.device = device
-        self.sessions = {name: ort.InferenceSession(build(), options, providers=providers) for name, build in (
+    def __init__(self, step):
+        self.device = step.device
+        self.sessions = {name: step.sibling_session(build()) for name, build in (
             ("products_g", _direction_products), ("direction", _direction), ("trial", _trial),
             ("curvature", _curvature), ("push", _push), ("products", _products))}
 
@@ -221,11 +216,11 @@ class _Stop(Exception):
 def lbfgs_on_device(step, x0: np.ndarray, iterations: int, *, history: int = 20, first_step: float = 0.05,
                     pairs=None, callback=None, stop=None) -> Result:
     """``engine.optimize.lbfgs`` for a step that can run on its device (``step.on_device``,
-    ``step.session``, ``step.device``): same arguments, same ``Result`` (the image and the
+    ``step.sibling_session``, ``step.device``): same arguments, same ``Result`` (the image and the
     pairs of ``state`` back on the host). ``callback(i, loss, parts, image, seconds)`` gets
     ``image`` as a zero-argument function that copies the picture to the host when called."""
     shape = tuple(np.shape(x0))
-    graphs = _Graphs(step.session, step.device)
+    graphs = _Graphs(step)
     hist = _History(graphs, history, shape, pairs)
     count, best = 0, None   # best: (loss, parts, OrtValue, evaluation)
     interrupted = False

@@ -11,10 +11,12 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from .backend import METADATA_STEP, BackendError, make_session
+from .backend import METADATA_STEP, BackendError, make_session, probe_provider
 from ..spec import LOSS_PARTS, STEP_OUTPUTS, StepSpec, step_feeds
 
 SIZED_SESSIONS = 4   # sessions made for one image size that a step keeps (a run's scales, a server's sizes)
+# float16 convolutions in the sized CUDA graph (engine.ort.static.half_convs): None | "forward" | "all"
+HALF_CONVS = None
 
 
 class OrtStep:
@@ -31,11 +33,13 @@ class OrtStep:
     for the last few sizes; default on CUDA, where the any-size graph's shape arithmetic costs
     host round trips between kernels. ``fold_targets``: make the targets constants of that copy
     too (one session per ``bind_targets``), so that what depends on them alone is computed once.
+    ``half``: on CUDA, the sized graph's convolutions in float16 (``engine.ort.static.half_convs``).
     """
 
     def __init__(self, path, *, spec: StepSpec | None = None, provider: str = "auto",
                  threads: int | None = None, cuda_options: dict | None = None, winograd: bool = True,
-                 profile_prefix: str | None = None, sized: bool | None = None, fold_targets: bool = False):
+                 profile_prefix: str | None = None, sized: bool | None = None, fold_targets: bool = False,
+                 half: str | None = None):
         path = Path(path)
         self.winograd = 0  # convolutions computed by Winograd F(4x4, 3x3) (CPU only)
 
@@ -44,38 +48,54 @@ class OrtStep:
             model, external, self.winograd = rewrite(model)
             return model, external
 
+        self.path = path
         self._session_options = dict(threads=threads, cuda_options=cuda_options, memory_pattern=False,
                                      cpu_rewrite=cpu_rewrite if winograd else None, profile_prefix=profile_prefix)
-        self.session, self.provider = make_session(path, provider, **self._session_options)
-        meta = self.session.get_modelmeta().custom_metadata_map
+        if not path.is_file():
+            raise BackendError(f"{path}: no such ONNX model (run `python cli.py export` first)")
+        self.provider = probe_provider(path, provider, threads=threads, cuda_options=cuda_options)
+        self.sized = self.provider == "cuda" if sized is None else sized
+        self.fold_targets = fold_targets and self.sized
+        self.half = (half or HALF_CONVS) if self.sized and self.provider == "cuda" else None
+        self._proto = None
+        if self.sized:   # the graph is read once and specialized per size; no any-size session is made
+            import onnx
+            try:
+                self._proto = onnx.load(str(path))
+            except Exception as exc:  # onnx raises DecodeError and others for bad files
+                raise BackendError(f"{path}: cannot read it as an ONNX model ({str(exc).splitlines()[0]})") from None
+            meta = {p.key: p.value for p in self._proto.metadata_props}
+            self.session = None
+        else:
+            self.session = make_session(path, self.provider, **self._session_options)[0]
+            meta = self.session.get_modelmeta().custom_metadata_map
         if METADATA_STEP not in meta:
             raise BackendError(f"{path}: not a step graph exported by this tool (no {METADATA_STEP} label)")
         self.spec = StepSpec.from_json(meta[METADATA_STEP])
         if spec is not None and spec != self.spec:
             raise BackendError(f"{path} is the {self.spec.describe()}, not the {spec.describe()}")
-        self.path = path
         self.device = "cuda" if self.provider == "cuda" else "cpu"
-        self.sized = self.provider == "cuda" if sized is None else sized
-        self.fold_targets = fold_targets and self.sized
-        self._proto = None
         self._sized: OrderedDict = OrderedDict()   # input shapes -> session
         self._binding = None
         self._kept = []  # the bound targets' OrtValues, which must outlive the binding
 
+    def sibling_session(self, model: bytes) -> ort.InferenceSession:
+        """Another model as a session on this step's provider, with its options (the optimizer's
+        small graphs, ``engine.ort.device_lbfgs``)."""
+        return make_session(self.path, self.provider, threads=self._session_options["threads"],
+                            cuda_options=self._session_options["cuda_options"], model_bytes=model)[0]
+
     def _session_for(self, feeds: dict, shape) -> ort.InferenceSession:
         if not self.sized:
             return self.session
-        import onnx
         from .static import specialize
-        if self._proto is None:
-            self._proto = onnx.load(str(self.path))
         shapes = {"image": (1, *shape, 3), **{name: a.shape for name, a in feeds.items()}}
         if self.fold_targets:
-            model = specialize(self._proto, {"image": shapes["image"]}, feeds)
+            model = specialize(self._proto, {"image": shapes["image"]}, feeds, half=self.half)
             return make_session(self.path, self.provider, model_bytes=model, **self._session_options)[0]
         key = tuple(sorted(shapes.items()))
         if key not in self._sized:
-            model = specialize(self._proto, shapes)
+            model = specialize(self._proto, shapes, half=self.half)
             self._sized[key] = make_session(self.path, self.provider, model_bytes=model, **self._session_options)[0]
             while len(self._sized) > SIZED_SESSIONS:
                 self._sized.popitem(last=False)
@@ -131,4 +151,5 @@ class OrtStep:
     def describe(self) -> str:
         conv = f", Winograd F(4x4, 3x3) in {self.winograd} convolutions" if self.winograd else ""
         sized = ", a graph per size" if self.sized else ""
+        sized += f", float16 convolutions ({self.half})" if self.half else ""
         return f"ONNX Runtime {ort.__version__} step ({self.provider.upper()}{conv}{sized})"
