@@ -39,6 +39,9 @@ from .tiles import TiledStep, tiled_grams
 
 __all__ = ["Stylizer", "stylize", "Progress", "Outcome", "Interrupted", "Plan"]
 GRAM_CACHE = 16   # style images' Grams a held engine remembers (a 512 px painting's: 2.6 MB)
+# where L-BFGS runs beside the step on its device (engine.ort.device_lbfgs): on a GPU the host
+# optimizer cost 3x the step (docs/BENCHMARKS.md); on a CPU the host's numpy is as fast
+DEVICE_LOOP = ("cuda",)
 
 
 class Interrupted(Exception):
@@ -61,9 +64,18 @@ class Progress:
     total: int                 # evaluations planned, all scales
     rate: float                # evaluations a second since the first began
     left: float                # seconds to the end, estimated: the evaluations to come weighed by their pixels
-    image: np.ndarray = field(repr=False)   # float32 (1, h, w, 3) in [0, 1], the one just evaluated
+    # the picture just evaluated, or a function that copies it from the GPU (only when asked: an
+    # evaluation there takes a few ms, the copy ~1 ms)
+    picture: object = field(repr=False)
     # the run's own ending for a picture: uint8, with the colour post-processing the result gets
     finish: Callable[[np.ndarray], np.ndarray] = field(repr=False, default=None)
+
+    @property
+    def image(self) -> np.ndarray:
+        """float32 (1, h, w, 3) in [0, 1], the picture just evaluated."""
+        if callable(self.picture):
+            self.picture = self.picture()
+        return self.picture
 
 
 @dataclass
@@ -299,7 +311,7 @@ class Stylizer:
         what computed the last scale's steps, in words."""
         settings = plan.settings
         clock = _Clock(plan, start, inputs.finish)
-        image, best, evaluations, adam_state, carried = None, None, 0, None, None
+        image, best, evaluations, adam_state, carried, where = None, None, 0, None, None, ""
         for index, targets in enumerate(scales):
             tile = plan.tiles[index] if plan.tiles else 0
             step = TiledStep(whole, features, tile=tile, seed=settings.seed) if tile else whole
@@ -311,6 +323,9 @@ class Stylizer:
                 # the previous scale's curvature pairs, resized: 33 -> 28 evaluations at 512 px to the
                 # seed's cost (docs/BENCHMARKS.md)
                 optimizer, options = lbfgs, {"pairs": _resized_pairs(carried, targets.shape)}
+                if penalty is None and getattr(step, "device", None) in DEVICE_LOOP:
+                    from .ort.device_lbfgs import lbfgs_on_device
+                    optimizer, where = lbfgs_on_device, f", L-BFGS on the {step.device.upper()} beside it"
             else:   # Adam, going on from the previous scale's moments
                 optimizer = adam
                 options = {"lr": settings.learning_rate, "state": _resized(adam_state, targets.shape)}
@@ -324,10 +339,10 @@ class Stylizer:
                 break
             image, best = result.image, result
             adam_state = result.state if optimizer is adam else None
-            carried = result.state if optimizer is lbfgs else None
+            carried = result.state if optimizer is not adam else None
             if result.interrupted:
                 break
-        return best, evaluations, step.describe()
+        return best, evaluations, step.describe() + where
 
     def _style_grams(self, features, settings: Settings, plan: Plan, style: np.ndarray, size: int,
                      tile: int = 0) -> dict:

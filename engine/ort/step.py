@@ -1,17 +1,22 @@
 """The ONNX Runtime step engine: loss and image gradient from an exported step graph.
 
-No TensorFlow here. It is a drop-in for ``engine.tf.objective.TfObjective``: ``f(x) -> (loss,
+No TensorFlow here. It is a drop-in for ``engine.tf.objective.TfStep``: ``f(x) -> (loss,
 gradient, parts)`` on a float32 ``(1, H, W, 3)`` array, which is all the optimizers see.
 """
 from __future__ import annotations
 
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 
-from .backend import METADATA_STEP, BackendError, make_session
+from .backend import METADATA_STEP, BackendError, make_session, probe_provider
 from ..spec import LOSS_PARTS, STEP_OUTPUTS, StepSpec, step_feeds
+
+SIZED_SESSIONS = 4   # sessions made for one image size that a step keeps (a run's scales, a server's sizes)
+# float16 convolutions in the sized CUDA graph (engine.ort.static.half_convs): None | "forward" | "all"
+HALF_CONVS = None
 
 
 class OrtStep:
@@ -22,11 +27,19 @@ class OrtStep:
     the gradient. ``cuda_options`` reach the CUDA provider (e.g. ``{"use_tf32": "0"}``). On the
     CPU provider the 3x3 convolutions from block 3 on are computed by Winograd F(4x4, 3x3)
     (``engine.ort.winograd``; ``winograd=False``: the graph as exported). ``threads``: ONNX
-    Runtime's intra-op threads (default: one per core).
+    Runtime's intra-op threads (default: one per core). ``profile_prefix``: as ``make_session``'s.
+
+    ``sized``: run a copy of the graph made for each image size (``engine.ort.static``), kept
+    for the last few sizes; default on CUDA, where the any-size graph's shape arithmetic costs
+    host round trips between kernels. ``fold_targets``: make the targets constants of that copy
+    too (one session per ``bind_targets``), so that what depends on them alone is computed once.
+    ``half``: on CUDA, the sized graph's convolutions in float16 (``engine.ort.static.half_convs``).
     """
 
     def __init__(self, path, *, spec: StepSpec | None = None, provider: str = "auto",
-                 threads: int | None = None, cuda_options: dict | None = None, winograd: bool = True):
+                 threads: int | None = None, cuda_options: dict | None = None, winograd: bool = True,
+                 profile_prefix: str | None = None, sized: bool | None = None, fold_targets: bool = False,
+                 half: str | None = None):
         path = Path(path)
         self.winograd = 0  # convolutions computed by Winograd F(4x4, 3x3) (CPU only)
 
@@ -35,17 +48,59 @@ class OrtStep:
             model, external, self.winograd = rewrite(model)
             return model, external
 
-        self.session, self.provider = make_session(path, provider, threads=threads, cuda_options=cuda_options,
-                                                   memory_pattern=False, cpu_rewrite=cpu_rewrite if winograd else None)
-        meta = self.session.get_modelmeta().custom_metadata_map
+        self.path = path
+        self._session_options = dict(threads=threads, cuda_options=cuda_options, memory_pattern=False,
+                                     cpu_rewrite=cpu_rewrite if winograd else None, profile_prefix=profile_prefix)
+        if not path.is_file():
+            raise BackendError(f"{path}: no such ONNX model (run `python cli.py export` first)")
+        self.provider = probe_provider(path, provider, threads=threads, cuda_options=cuda_options)
+        self.sized = self.provider == "cuda" if sized is None else sized
+        self.fold_targets = fold_targets and self.sized
+        self.half = (half or HALF_CONVS) if self.sized and self.provider == "cuda" else None
+        self._proto = None
+        if self.sized:   # the graph is read once and specialized per size; no any-size session is made
+            import onnx
+            try:
+                self._proto = onnx.load(str(path))
+            except Exception as exc:  # onnx raises DecodeError and others for bad files
+                raise BackendError(f"{path}: cannot read it as an ONNX model ({str(exc).splitlines()[0]})") from None
+            meta = {p.key: p.value for p in self._proto.metadata_props}
+            self.session = None
+        else:
+            self.session = make_session(path, self.provider, **self._session_options)[0]
+            meta = self.session.get_modelmeta().custom_metadata_map
         if METADATA_STEP not in meta:
             raise BackendError(f"{path}: not a step graph exported by this tool (no {METADATA_STEP} label)")
         self.spec = StepSpec.from_json(meta[METADATA_STEP])
         if spec is not None and spec != self.spec:
             raise BackendError(f"{path} is the {self.spec.describe()}, not the {spec.describe()}")
-        self._device = "cuda" if self.provider == "cuda" else "cpu"
+        self.device = "cuda" if self.provider == "cuda" else "cpu"
+        self._sized: OrderedDict = OrderedDict()   # input shapes -> session
         self._binding = None
         self._kept = []  # the bound targets' OrtValues, which must outlive the binding
+
+    def sibling_session(self, model: bytes) -> ort.InferenceSession:
+        """Another model as a session on this step's provider, with its options (the optimizer's
+        small graphs, ``engine.ort.device_lbfgs``)."""
+        return make_session(self.path, self.provider, threads=self._session_options["threads"],
+                            cuda_options=self._session_options["cuda_options"], model_bytes=model)[0]
+
+    def _session_for(self, feeds: dict, shape) -> ort.InferenceSession:
+        if not self.sized:
+            return self.session
+        from .static import specialize
+        shapes = {"image": (1, *shape, 3), **{name: a.shape for name, a in feeds.items()}}
+        if self.fold_targets:
+            model = specialize(self._proto, {"image": shapes["image"]}, feeds, half=self.half)
+            return make_session(self.path, self.provider, model_bytes=model, **self._session_options)[0]
+        key = tuple(sorted(shapes.items()))
+        if key not in self._sized:
+            model = specialize(self._proto, shapes, half=self.half)
+            self._sized[key] = make_session(self.path, self.provider, model_bytes=model, **self._session_options)[0]
+            while len(self._sized) > SIZED_SESSIONS:
+                self._sized.popitem(last=False)
+        self._sized.move_to_end(key)
+        return self._sized[key]
 
     def bind_targets(self, targets) -> None:
         """One scale's ``engine.targets.Targets`` (made into the graph's inputs by ``step_feeds``);
@@ -54,12 +109,14 @@ class OrtStep:
                 or set(targets.content_layers) != set(self.spec.content_layers)):
             raise BackendError("the targets' layers differ from the step graph's; export it for these layers")
         feeds = step_feeds(self.spec, targets)
+        self.session = self._session_for(feeds, tuple(targets.shape))
         binding = self.session.io_binding()
         self._kept = []
-        for name, array in feeds.items():
-            ort_value = ort.OrtValue.ortvalue_from_numpy(array, self._device, 0)
-            self._kept.append(ort_value)
-            binding.bind_ortvalue_input(name, ort_value)
+        if not self.fold_targets:
+            for name, array in feeds.items():
+                ort_value = ort.OrtValue.ortvalue_from_numpy(array, self.device, 0)
+                self._kept.append(ort_value)
+                binding.bind_ortvalue_input(name, ort_value)
         for name in STEP_OUTPUTS[:-1]:
             binding.bind_output(name, "cpu")
         self._binding = binding
@@ -71,12 +128,26 @@ class OrtStep:
             raise RuntimeError("bind_targets() first")
         array = np.ascontiguousarray(image, np.float32)
         grad = np.empty_like(array)
-        self._binding.bind_ortvalue_input("image", ort.OrtValue.ortvalue_from_numpy(array, self._device, 0))
+        self._binding.bind_ortvalue_input("image", ort.OrtValue.ortvalue_from_numpy(array, self.device, 0))
         self._binding.bind_ortvalue_output("grad", ort.OrtValue.ortvalue_from_numpy(grad))
         self.session.run_with_iobinding(self._binding)
         loss, *parts = (float(v.numpy()) for v in self._binding.get_outputs()[:-1])
         return loss, grad, dict(zip(LOSS_PARTS, parts))
 
+    def on_device(self, image: ort.OrtValue):
+        """``(loss, gradient, parts)`` for an image already on this step's device, the gradient left
+        there as an ``OrtValue`` (``engine.ort.device_lbfgs`` keeps the whole loop on the GPU)."""
+        if self._binding is None:
+            raise RuntimeError("bind_targets() first")
+        self._binding.bind_ortvalue_input("image", image)
+        self._binding.bind_output("grad", self.device)
+        self.session.run_with_iobinding(self._binding)
+        *scalars, grad = self._binding.get_outputs()
+        loss, *parts = (float(v.numpy()) for v in scalars)
+        return loss, grad, dict(zip(LOSS_PARTS, parts))
+
     def describe(self) -> str:
         conv = f", Winograd F(4x4, 3x3) in {self.winograd} convolutions" if self.winograd else ""
-        return f"ONNX Runtime {ort.__version__} step ({self.provider.upper()}{conv})"
+        sized = ", a graph per size" if self.sized else ""
+        sized += f", float16 convolutions ({self.half})" if self.half else ""
+        return f"ONNX Runtime {ort.__version__} step ({self.provider.upper()}{conv}{sized})"
