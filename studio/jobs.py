@@ -4,7 +4,8 @@ runs one job at a time, and a preview thread encodes the picture as it forms.
 The engine's callback is the hot path: it only records numbers and, at least once a second where
 the evaluations' pace allows (after every one when they are slower), hands a copy of the image to
 the preview thread, which finishes it as the engine finishes its result (``Progress.finish``: the
-colour work), encodes the JPEG and writes the file. Every state change is written to the ``JobStore`` first, so a restart finds each finished job and its picture."""
+colour work), encodes the JPEG and writes the file. Every state change is written to the
+``JobStore`` first, so a restart finds each finished job and its picture."""
 from __future__ import annotations
 
 import collections

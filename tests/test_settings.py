@@ -4,6 +4,7 @@ options and the API's fields made from the same declarations."""
 import json
 import math
 
+import numpy as np
 import pytest
 
 from engine.settings import CONTROLS, DEFAULTS, IMAGE_INPUTS, LayerWeights, Settings, SettingsError, flag_for
@@ -109,3 +110,18 @@ def test_every_picture_input_is_a_keyword_of_the_run():
 def test_a_layer_weights_value_reads_back_from_its_text():
     weights = LayerWeights.of("block1_conv1:1,block3_conv1:2")
     assert LayerWeights.parse(weights.text()) == weights
+
+
+def test_a_batch_picture_made_before_a_setting_existed_is_not_made_again(tmp_path):
+    from batch.jobs import Job, is_done
+    from engine.metadata import SETTINGS_KEY
+    from engine.images import save_image
+    sources = {"content": "c.jpg", "style": ["s.jpg"], "content_sha256": "a" * 64, "style_sha256": ["b" * 64]}
+    made = json.loads(DEFAULTS.to_json())
+    del made["init_noise"]   # an earlier version's picture: it had no such setting
+    output = tmp_path / "c__s.png"
+    save_image(np.zeros((8, 8, 3), np.uint8), output, {SETTINGS_KEY: json.dumps({**made, **sources})})
+    same = Job(tmp_path / "c.jpg", (tmp_path / "s.jpg",), output, json.loads(DEFAULTS.to_json()), sources)
+    assert is_done(same)
+    other = Job(same.content, same.styles, output, json.loads(DEFAULTS.replace(init_noise=0.5).to_json()), sources)
+    assert not is_done(other)
