@@ -53,6 +53,8 @@ class _CtrlC:
 
 
 def run(args) -> int:
+    settings = settings_from_args(args)  # usage errors before anything is read or loaded
+    settings.check_styles(len(args.style or [None]))
     from .images import DEFAULT_CONTENT, DEFAULT_STYLE, check_output_path, examples_dir, load_image, save_image
     from .masks import check_masks
     from .metadata import picture_metadata
@@ -62,8 +64,6 @@ def run(args) -> int:
     log = (lambda *a: None) if args.quiet else (lambda message: print(message, file=sys.stderr))
     ctrl_c = _CtrlC(log)
     try:
-        settings = settings_from_args(args)  # usage errors before anything is read or loaded
-        settings.check_styles(len(args.style or [DEFAULT_STYLE]))
         content_path = Path(args.content) if args.content else examples_dir() / DEFAULT_CONTENT
         style_paths = [Path(p) for p in args.style] if args.style else [examples_dir() / DEFAULT_STYLE]
         output = None if args.export_only else check_output_path(args.output)

@@ -414,8 +414,8 @@ class Settings:
         if self.step_engine == "ort" and self.pooling != "avg":
             raise SettingsError("step_engine", "ort supports average pooling only (pooling avg)")
         if self.style_size(self.size) > MAX_SIZE:
-            raise SettingsError("style_scale", f"{self.style_scale:g} makes the paintings "
-                                               f"{self.style_size(self.size)} px at size {self.size}; at most {MAX_SIZE}")
+            raise SettingsError("style_scale", f"{self.style_scale:g} makes the paintings {self.style_size(self.size)} "
+                                               f"px at size {self.size}; at most {MAX_SIZE}")
 
     def check_styles(self, count: int) -> None:
         """What depends on the number of style images: a blend weight for each."""

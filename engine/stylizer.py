@@ -298,11 +298,11 @@ class Stylizer:
             regions = dict(grams={n: np.stack([g[n] for g in grams]) for n in settings.style_layers},
                            style_masks=np.stack([mask_from_image(m, shape) for m in inputs.masks]),
                            region_weights=np.asarray(inputs.blend) * len(inputs.styles))
+        kept = None if inputs.content_mask is None else mask_from_image(inputs.content_mask, shape)
         return Targets(shape, regions.pop("grams", None) or blend_grams(grams, inputs.blend, settings.style_layers),
                        contents, settings.style_layers, settings.content_layers,
                        (settings.content_weight, settings.style_weight, settings.tv_weight), **regions,
-                       content_mask=None if inputs.content_mask is None else mask_from_image(inputs.content_mask, shape),
-                       content_image=content)
+                       content_mask=kept, content_image=content)
 
     def _optimize(self, whole, features, plan: Plan, scales: list, inputs: "_Inputs", penalty, callback, stop,
                   start: float):

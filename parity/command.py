@@ -20,7 +20,8 @@ def add_parser(sub) -> None:
     p.add_argument("--sizes", help="HxW list, e.g. 64x64,333x517 (default: 64x64,256x256,333x517,512x512)")
     p.add_argument("--tolerance", type=float, help="override the precision's tolerance")
     p.add_argument("--save-reference", metavar="FILE.npz", help="only compute and save the TensorFlow side")
-    p.add_argument("--reference", metavar="FILE.npz", help="check against a saved TensorFlow side (no TensorFlow needed)")
+    p.add_argument("--reference", metavar="FILE.npz",
+                   help="check against a saved TensorFlow side (no TensorFlow needed)")
     p.add_argument("--json", metavar="FILE", help="also write the table as JSON")
     add_weights_option(p)
     p.set_defaults(run=run)
@@ -62,7 +63,8 @@ def run(args) -> int:
         raise UsageError("--reference needs --model (the .onnx file to check)")
     options = {"use_tf32": "1" if args.tf32 else "0"}
     candidate = OrtFeatures(model, spec=spec, provider=args.provider, cuda_options=options)
-    precision = "tf32" if candidate.provider == "cuda" and args.tf32 and candidate.precision == "fp32" else candidate.precision
+    tf32 = candidate.provider == "cuda" and args.tf32 and candidate.precision == "fp32"
+    precision = "tf32" if tf32 else candidate.precision
     tolerance = args.tolerance or PRECISION_TOLERANCE[precision]
     ok, report = run_parity(cases, candidate, tolerance)
     print(f"reference: {reference_name}\ncandidate: {candidate.describe()} ({model})")

@@ -53,7 +53,8 @@ def request_schema() -> dict:
     properties = {}
     for name, (kind, many, what) in FIELDS.items():
         one = {"type": "string", "format": "binary"} if kind == "file" else {"type": "string"}
-        properties[name] = {"type": "array", "items": one, "description": what} if many else {**one, "description": what}
+        properties[name] = ({"type": "array", "items": one, "description": what} if many
+                            else {**one, "description": what})
     properties.update({name: c.schema(getattr(DEFAULTS, name)) for name, c in CONTROLS.items()})
     schema = {"type": "object", "properties": properties}
     return {"required": False, "content": {"multipart/form-data": {"schema": schema},

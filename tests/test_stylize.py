@@ -144,7 +144,8 @@ def test_init_noise_mixes_the_seed_s_noise_into_the_start(content_image, style_i
     starts = {}
     for name, settings in (("content", base), ("mixed", base.replace(init_noise=0.4, seed=1)),
                            ("other seed", base.replace(init_noise=0.4, seed=2)),
-                           ("all noise", base.replace(init_noise=1.0, seed=5)), ("noise", base.replace(init="noise", seed=5))):
+                           ("all noise", base.replace(init_noise=1.0, seed=5)),
+                           ("noise", base.replace(init="noise", seed=5))):
         seen = []
         stylize(content_image, [style_image], settings, callback=lambda p: seen.append(p.image.copy()))
         starts[name] = seen[0]
