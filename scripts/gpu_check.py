@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import time
+import traceback
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,6 +66,10 @@ def _attempt(row: dict, measure) -> dict:
         row.update(measure())
     except Exception as exc:
         row["error"] = _line(exc)
+        # the project's innermost line that raised it: a failure seen only on the GPU machine
+        ours = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith(str(ROOT))]
+        if ours:
+            row["where"] = [f"{Path(f.filename).relative_to(ROOT)}:{f.lineno} {f.line}" for f in ours[-3:]]
     return row
 
 

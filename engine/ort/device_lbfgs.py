@@ -77,15 +77,13 @@ def _direction() -> bytes:
 
 
 def _trial() -> bytes:
-    """x, d, g, alpha -> the projected trial point (twice: one to keep, one staged where a CUDA-graph
-    step reads its image), the step taken, g.step."""
+    """x, d, g, alpha -> the projected trial point, the step taken, g.step."""
     n = helper.make_node
     nodes = [n("Mul", ["d", "alpha"], ["move"]), n("Add", ["x", "move"], ["moved"]),
-             n("Clip", ["moved", "zero", "one"], ["trial"]), n("Identity", ["trial"], ["staged"]),
-             n("Sub", ["trial", "x"], ["step"]), n("Mul", ["g", "step"], ["gs"]),
-             n("ReduceSum", ["gs"], ["decrease"], keepdims=0)]
+             n("Clip", ["moved", "zero", "one"], ["trial"]), n("Sub", ["trial", "x"], ["step"]),
+             n("Mul", ["g", "step"], ["gs"]), n("ReduceSum", ["gs"], ["decrease"], keepdims=0)]
     return _model(nodes, [_value("x", IMAGE), _value("d", IMAGE), _value("g", IMAGE), _value("alpha", [])],
-                  [_value("trial", IMAGE), _value("staged", IMAGE), _value("step", IMAGE), _value("decrease", [])],
+                  [_value("trial", IMAGE), _value("step", IMAGE), _value("decrease", [])],
                   [_scalar("zero", 0.0), _scalar("one", 1.0)])
 
 
@@ -287,10 +285,10 @@ def lbfgs_on_device(step, x0: np.ndarray, iterations: int, *, history: int = 20,
                     break   # nothing can move: a stationary point of the box-constrained problem
             alpha = 1.0 if hist.k else first_step / max(_scalar_of(dmax), 1e-30)
             while True:
-                trial, moved, decrease = graphs.run(
-                    "trial", {"x": x, "d": d, "g": g, "alpha": np.float32(alpha)},
-                    ["trial", "step", "decrease"] + ([] if staged is not None else ["staged"]),
-                    into={"staged": staged} if staged is not None else None)[:3]
+                trial, moved, decrease = graphs.run("trial", {"x": x, "d": d, "g": g, "alpha": np.float32(alpha)},
+                                                    ["trial", "step", "decrease"])
+                if staged is not None:   # a copy where the step reads (an Identity beside Clip got no buffer on CUDA)
+                    graphs.run("copy", {"x": trial}, [], into={"y": staged})
                 f_trial, g_trial = evaluate(trial)
                 decrease = _scalar_of(decrease)
                 if math.isfinite(f_trial) and f_trial <= fx + 1e-4 * decrease:
