@@ -146,3 +146,12 @@ def test_lbfgs_with_a_step_bound_to_fixed_buffers_is_the_same_run(seed_step_grap
         assert host[1].shape == image.shape and np.isfinite(host[0])
     assert runs[True][0] == runs[False][0]
     assert np.array_equal(runs[True][1].image, runs[False][1].image)
+
+
+def test_the_optimizers_graphs_are_never_captured(seed_step_graph):
+    # its graphs bind new outputs at every run; a CUDA-graph replay would write into the first run's
+    # buffers and leave the new ones empty (seen on the H200: "Only OrtValues that are Tensors ...")
+    step = OrtStep(seed_step_graph, provider="cpu", winograd=False, sized=True, cuda_graph=True,
+                   cuda_options={"use_tf32": "1"})
+    assert step._session_options["cuda_options"]["enable_cuda_graph"] == "1"
+    assert step.sibling_cuda_options == {"use_tf32": "1"}

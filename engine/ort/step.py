@@ -15,9 +15,10 @@ from .backend import METADATA_STEP, BackendError, make_session, probe_provider
 from ..spec import LOSS_PARTS, STEP_OUTPUTS, StepSpec, step_feeds
 
 SIZED_SESSIONS = 4   # sessions made for one image size that a step keeps (a run's scales, a server's sizes)
-# the sized CUDA graph replayed as a CUDA graph (one launch for its ~280 kernels: 8.2 -> 7.6 ms at
-# 512 px on an H200, docs/BENCHMARKS.md)
-CUDA_GRAPH = True
+# the sized graph replayed as a CUDA graph (one launch for its ~280 kernels): the step alone 8.1 ->
+# 7.7 ms at 512 px on an H200 (docs/BENCHMARKS.md), but not yet run inside the optimizer on a GPU
+# after its fix: off until a GPU check has (scripts/gpu_check.py measures both)
+CUDA_GRAPH = False
 
 
 class OrtStep:
@@ -62,6 +63,7 @@ class OrtStep:
         # on the CPU provider (the tests) ``cuda_graph=True`` binds the buffers the same way, with no graph
         self.cuda_graph = (self.sized and not self.fold_targets
                            and (CUDA_GRAPH and self.provider == "cuda" if cuda_graph is None else cuda_graph))
+        self._cuda_options = cuda_options   # without the capture: the optimizer's graphs bind fresh outputs
         if self.cuda_graph:
             self._session_options["cuda_options"] = {**(cuda_options or {}), "enable_cuda_graph": "1"}
         self.image_buffer = None
@@ -88,10 +90,15 @@ class OrtStep:
         self._kept = []  # the bound targets' OrtValues, which must outlive the binding
 
     def sibling_session(self, model: bytes) -> ort.InferenceSession:
-        """Another model as a session on this step's provider, with its options (the optimizer's
-        small graphs, ``engine.ort.device_lbfgs``)."""
+        """Another model as a session on this step's provider, with its options but never captured as
+        a CUDA graph (the optimizer's small graphs, ``engine.ort.device_lbfgs``, which bind new
+        outputs at every run: a replay would write into the first run's and leave those empty)."""
         return make_session(self.path, self.provider, threads=self._session_options["threads"],
-                            cuda_options=self._session_options["cuda_options"], model_bytes=model)[0]
+                            cuda_options=self.sibling_cuda_options, model_bytes=model)[0]
+
+    @property
+    def sibling_cuda_options(self) -> dict | None:
+        return self._cuda_options
 
     def _session_for(self, feeds: dict, shape) -> ort.InferenceSession:
         if not self.sized:
