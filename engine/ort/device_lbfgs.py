@@ -88,12 +88,19 @@ def _trial() -> bytes:
 
 
 def _curvature() -> bytes:
-    """step, g, g_new -> y = g_new - g, s.y, y.y."""
+    """step, g, g_new -> y = g_new - g, s.y, y.y, and a copy of g_new to keep (a CUDA-graph step
+    overwrites its gradient's buffer at the next evaluation)."""
     n = helper.make_node
     nodes = [n("Sub", ["g_new", "g"], ["y"]), n("Mul", ["step", "y"], ["sy_"]), n("Mul", ["y", "y"], ["yy_"]),
-             n("ReduceSum", ["sy_"], ["sy"], keepdims=0), n("ReduceSum", ["yy_"], ["yy"], keepdims=0)]
+             n("ReduceSum", ["sy_"], ["sy"], keepdims=0), n("ReduceSum", ["yy_"], ["yy"], keepdims=0),
+             n("Identity", ["g_new"], ["g_kept"])]
     return _model(nodes, [_value("step", IMAGE), _value("g", IMAGE), _value("g_new", IMAGE)],
-                  [_value("y", IMAGE), _value("sy", []), _value("yy", [])])
+                  [_value("y", IMAGE), _value("sy", []), _value("yy", []), _value("g_kept", IMAGE)])
+
+
+def _copy() -> bytes:
+    n = helper.make_node
+    return _model([n("Identity", ["x"], ["y"])], [_value("x", IMAGE)], [_value("y", IMAGE)])
 
 
 def _push() -> bytes:
@@ -127,9 +134,18 @@ class _Graphs:
         self.device = step.device
         self.sessions = {name: step.sibling_session(build()) for name, build in (
             ("products_g", _direction_products), ("direction", _direction), ("trial", _trial),
-            ("curvature", _curvature), ("push", _push), ("products", _products))}
+            ("curvature", _curvature), ("push", _push), ("products", _products), ("copy", _copy))}
 
-    def run(self, name: str, inputs: dict, outputs) -> list:
+    @classmethod
+    def of(cls, step) -> "_Graphs":
+        """The step's own set, made once (six sessions: ~0.1 s on CUDA) and kept on it."""
+        if getattr(step, "_lbfgs_graphs", None) is None:
+            step._lbfgs_graphs = cls(step)
+        return step._lbfgs_graphs
+
+    def run(self, name: str, inputs: dict, outputs, into: dict | None = None) -> list:
+        """The named outputs, each a new device value, in that order; ``into``: outputs written to
+        given buffers instead (not returned)."""
         session = self.sessions[name]
         binding = session.io_binding()
         for key, value in inputs.items():
@@ -138,8 +154,10 @@ class _Graphs:
             binding.bind_ortvalue_input(key, value)
         for key in outputs:
             binding.bind_output(key, self.device)
+        for key, value in (into or {}).items():
+            binding.bind_ortvalue_output(key, value)
         session.run_with_iobinding(binding)
-        return binding.get_outputs()
+        return binding.get_outputs()[:len(outputs)]
 
     def upload(self, array: np.ndarray) -> ort.OrtValue:
         return ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(array, np.float32), self.device, 0)
@@ -220,10 +238,12 @@ def lbfgs_on_device(step, x0: np.ndarray, iterations: int, *, history: int = 20,
     pairs of ``state`` back on the host). ``callback(i, loss, parts, image, seconds)`` gets
     ``image`` as a zero-argument function that copies the picture to the host when called."""
     shape = tuple(np.shape(x0))
-    graphs = _Graphs(step)
+    graphs = _Graphs.of(step)
     hist = _History(graphs, history, shape, pairs)
     count, best = 0, None   # best: (loss, parts, OrtValue, evaluation)
     interrupted = False
+    # a CUDA-graph step reads its image from a buffer of its own: trials are written there too
+    staged = getattr(step, "image_buffer", None)
 
     def evaluate(point: ort.OrtValue):
         nonlocal count, best
@@ -232,7 +252,7 @@ def lbfgs_on_device(step, x0: np.ndarray, iterations: int, *, history: int = 20,
         if stop is not None and stop():
             raise _Stop
         begin = time.perf_counter()
-        loss, grad, parts = step.on_device(point)
+        loss, grad, parts = step.on_device() if staged is not None else step.on_device(point)
         seconds = time.perf_counter() - begin
         count += 1
         if best is None or loss < best[0]:
@@ -241,9 +261,13 @@ def lbfgs_on_device(step, x0: np.ndarray, iterations: int, *, history: int = 20,
             callback(count, loss, parts, lambda point=point: point.numpy(), seconds)
         return loss, grad
 
-    x = graphs.upload(np.clip(np.asarray(x0, np.float32), 0, 1))
+    start = np.ascontiguousarray(np.clip(np.asarray(x0, np.float32), 0, 1))
+    x = graphs.upload(start)
+    if staged is not None:
+        staged.update_inplace(start)
     try:
         fx, g = evaluate(x)
+        g = graphs.run("copy", {"x": g}, ["y"])[0]
         while True:
             gm, held, SG, YG = graphs.run("products_g", {"x": x, "g": g, "S": hist.S, "Y": hist.Y},
                                           ["gm", "held", "SG", "YG"])
@@ -263,6 +287,8 @@ def lbfgs_on_device(step, x0: np.ndarray, iterations: int, *, history: int = 20,
             while True:
                 trial, moved, decrease = graphs.run("trial", {"x": x, "d": d, "g": g, "alpha": np.float32(alpha)},
                                                     ["trial", "step", "decrease"])
+                if staged is not None:   # a copy where the step reads (an Identity beside Clip got no buffer on CUDA)
+                    graphs.run("copy", {"x": trial}, [], into={"y": staged})
                 f_trial, g_trial = evaluate(trial)
                 decrease = _scalar_of(decrease)
                 if math.isfinite(f_trial) and f_trial <= fx + 1e-4 * decrease:
@@ -270,7 +296,8 @@ def lbfgs_on_device(step, x0: np.ndarray, iterations: int, *, history: int = 20,
                 dropped = f_trial - fx - slope * alpha
                 guess = -slope * alpha * alpha / (2 * dropped) if math.isfinite(dropped) and dropped > 0 else 0.5 * alpha
                 alpha = min(max(guess, 0.1 * alpha), 0.5 * alpha)
-            y, sy, yy = graphs.run("curvature", {"step": moved, "g": g, "g_new": g_trial}, ["y", "sy", "yy"])
+            y, sy, yy, g_trial = graphs.run("curvature", {"step": moved, "g": g, "g_new": g_trial},
+                                            ["y", "sy", "yy", "g_kept"])
             if _scalar_of(sy) > 1e-10 * _scalar_of(yy):
                 hist.push(moved, y)
             x, fx, g = trial, f_trial, g_trial

@@ -15,8 +15,10 @@ from .backend import METADATA_STEP, BackendError, make_session, probe_provider
 from ..spec import LOSS_PARTS, STEP_OUTPUTS, StepSpec, step_feeds
 
 SIZED_SESSIONS = 4   # sessions made for one image size that a step keeps (a run's scales, a server's sizes)
-# float16 convolutions in the sized CUDA graph (engine.ort.static.half_convs): None | "forward" | "all"
-HALF_CONVS = None
+# the sized graph replayed as a CUDA graph (one launch for its ~280 kernels): the step alone 8.1 ->
+# 7.7 ms at 512 px on an H200 (docs/BENCHMARKS.md), but not yet run inside the optimizer on a GPU
+# after its fix: off until a GPU check has (scripts/gpu_check.py measures both)
+CUDA_GRAPH = False
 
 
 class OrtStep:
@@ -33,13 +35,15 @@ class OrtStep:
     for the last few sizes; default on CUDA, where the any-size graph's shape arithmetic costs
     host round trips between kernels. ``fold_targets``: make the targets constants of that copy
     too (one session per ``bind_targets``), so that what depends on them alone is computed once.
-    ``half``: on CUDA, the sized graph's convolutions in float16 (``engine.ort.static.half_convs``).
+    ``cuda_graph``: on CUDA, replay each sized graph as a CUDA graph (default ``CUDA_GRAPH``): its
+    inputs and outputs are then buffers bound once (``image_buffer``; ``on_device`` returns the
+    gradient's buffer, overwritten by the next call).
     """
 
     def __init__(self, path, *, spec: StepSpec | None = None, provider: str = "auto",
                  threads: int | None = None, cuda_options: dict | None = None, winograd: bool = True,
                  profile_prefix: str | None = None, sized: bool | None = None, fold_targets: bool = False,
-                 half: str | None = None):
+                 cuda_graph: bool | None = None):
         path = Path(path)
         self.winograd = 0  # convolutions computed by Winograd F(4x4, 3x3) (CPU only)
 
@@ -56,7 +60,13 @@ class OrtStep:
         self.provider = probe_provider(path, provider, threads=threads, cuda_options=cuda_options)
         self.sized = self.provider == "cuda" if sized is None else sized
         self.fold_targets = fold_targets and self.sized
-        self.half = (half or HALF_CONVS) if self.sized and self.provider == "cuda" else None
+        # on the CPU provider (the tests) ``cuda_graph=True`` binds the buffers the same way, with no graph
+        self.cuda_graph = (self.sized and not self.fold_targets
+                           and (CUDA_GRAPH and self.provider == "cuda" if cuda_graph is None else cuda_graph))
+        self._cuda_options = cuda_options   # without the capture: the optimizer's graphs bind fresh outputs
+        if self.cuda_graph:
+            self._session_options["cuda_options"] = {**(cuda_options or {}), "enable_cuda_graph": "1"}
+        self.image_buffer = None
         self._proto = None
         if self.sized:   # the graph is read once and specialized per size; no any-size session is made
             import onnx
@@ -80,10 +90,15 @@ class OrtStep:
         self._kept = []  # the bound targets' OrtValues, which must outlive the binding
 
     def sibling_session(self, model: bytes) -> ort.InferenceSession:
-        """Another model as a session on this step's provider, with its options (the optimizer's
-        small graphs, ``engine.ort.device_lbfgs``)."""
+        """Another model as a session on this step's provider, with its options but never captured as
+        a CUDA graph (the optimizer's small graphs, ``engine.ort.device_lbfgs``, which bind new
+        outputs at every run: a replay would write into the first run's and leave those empty)."""
         return make_session(self.path, self.provider, threads=self._session_options["threads"],
-                            cuda_options=self._session_options["cuda_options"], model_bytes=model)[0]
+                            cuda_options=self.sibling_cuda_options, model_bytes=model)[0]
+
+    @property
+    def sibling_cuda_options(self) -> dict | None:
+        return self._cuda_options
 
     def _session_for(self, feeds: dict, shape) -> ort.InferenceSession:
         if not self.sized:
@@ -91,14 +106,17 @@ class OrtStep:
         from .static import specialize
         shapes = {"image": (1, *shape, 3), **{name: a.shape for name, a in feeds.items()}}
         if self.fold_targets:
-            model = specialize(self._proto, {"image": shapes["image"]}, feeds, half=self.half)
+            model = specialize(self._proto, {"image": shapes["image"]}, feeds)
             return make_session(self.path, self.provider, model_bytes=model, **self._session_options)[0]
         key = tuple(sorted(shapes.items()))
         if key not in self._sized:
-            model = specialize(self._proto, shapes, half=self.half)
-            self._sized[key] = make_session(self.path, self.provider, model_bytes=model, **self._session_options)[0]
+            model = specialize(self._proto, shapes)
+            session = make_session(self.path, self.provider, model_bytes=model, **self._session_options)[0]
+            self._sized[key] = _Captured(session, feeds, shapes["image"], self.device) if self.cuda_graph else session
             while len(self._sized) > SIZED_SESSIONS:
                 self._sized.popitem(last=False)
+        elif self.cuda_graph:
+            self._sized[key].load(feeds)
         self._sized.move_to_end(key)
         return self._sized[key]
 
@@ -109,7 +127,12 @@ class OrtStep:
                 or set(targets.content_layers) != set(self.spec.content_layers)):
             raise BackendError("the targets' layers differ from the step graph's; export it for these layers")
         feeds = step_feeds(self.spec, targets)
-        self.session = self._session_for(feeds, tuple(targets.shape))
+        sized = self._session_for(feeds, tuple(targets.shape))
+        if self.cuda_graph:
+            self.session, self._binding, self.image_buffer = sized.session, sized.binding, sized.image
+            self._outputs = sized.outputs
+            return
+        self.session = sized
         binding = self.session.io_binding()
         self._kept = []
         if not self.fold_targets:
@@ -127,6 +150,10 @@ class OrtStep:
         if self._binding is None:
             raise RuntimeError("bind_targets() first")
         array = np.ascontiguousarray(image, np.float32)
+        if self.cuda_graph:
+            self.image_buffer.update_inplace(array)
+            loss, grad, parts = self.on_device()
+            return loss, grad.numpy(), parts
         grad = np.empty_like(array)
         self._binding.bind_ortvalue_input("image", ort.OrtValue.ortvalue_from_numpy(array, self.device, 0))
         self._binding.bind_ortvalue_output("grad", ort.OrtValue.ortvalue_from_numpy(grad))
@@ -134,11 +161,20 @@ class OrtStep:
         loss, *parts = (float(v.numpy()) for v in self._binding.get_outputs()[:-1])
         return loss, grad, dict(zip(LOSS_PARTS, parts))
 
-    def on_device(self, image: ort.OrtValue):
+    def on_device(self, image: ort.OrtValue | None = None):
         """``(loss, gradient, parts)`` for an image already on this step's device, the gradient left
-        there as an ``OrtValue`` (``engine.ort.device_lbfgs`` keeps the whole loop on the GPU)."""
+        there as an ``OrtValue`` (``engine.ort.device_lbfgs`` keeps the whole loop on the GPU).
+        With a CUDA graph the image is read from ``image_buffer`` (``image=None``: already put
+        there; another ``OrtValue`` is copied there through the host) and the gradient is a buffer
+        of this step's, valid until the next call."""
         if self._binding is None:
             raise RuntimeError("bind_targets() first")
+        if self.cuda_graph:
+            if image is not None and image is not self.image_buffer:
+                self.image_buffer.update_inplace(image.numpy())
+            self.session.run_with_iobinding(self._binding)
+            loss, *parts = (float(self._outputs[name].numpy()) for name in STEP_OUTPUTS[:-1])
+            return loss, self._outputs["grad"], dict(zip(LOSS_PARTS, parts))
         self._binding.bind_ortvalue_input("image", image)
         self._binding.bind_output("grad", self.device)
         self.session.run_with_iobinding(self._binding)
@@ -149,5 +185,27 @@ class OrtStep:
     def describe(self) -> str:
         conv = f", Winograd F(4x4, 3x3) in {self.winograd} convolutions" if self.winograd else ""
         sized = ", a graph per size" if self.sized else ""
-        sized += f", float16 convolutions ({self.half})" if self.half else ""
+        sized += ", CUDA graph" if self.cuda_graph else ""
         return f"ONNX Runtime {ort.__version__} step ({self.provider.upper()}{conv}{sized})"
+
+
+class _Captured:
+    """A sized session replayed as a CUDA graph. A replay reads and writes the addresses its capture
+    used, so every input and output is bound once, here, to a device buffer, and new targets or
+    images are copied into those buffers rather than bound anew."""
+
+    def __init__(self, session: ort.InferenceSession, feeds: dict, image_shape, device: str):
+        self.session, self.binding = session, session.io_binding()
+        self.inputs = {name: ort.OrtValue.ortvalue_from_numpy(array, device, 0) for name, array in feeds.items()}
+        self.image = ort.OrtValue.ortvalue_from_shape_and_type(tuple(image_shape), np.float32, device, 0)
+        for name, value in {**self.inputs, "image": self.image}.items():
+            self.binding.bind_ortvalue_input(name, value)
+        self.outputs = {name: ort.OrtValue.ortvalue_from_shape_and_type(tuple(image_shape) if name == "grad" else (),
+                                                                         np.float32, device, 0)
+                        for name in STEP_OUTPUTS}
+        for name, value in self.outputs.items():
+            self.binding.bind_ortvalue_output(name, value)
+
+    def load(self, feeds: dict) -> None:
+        for name, array in feeds.items():
+            self.inputs[name].update_inplace(np.ascontiguousarray(array, np.float32))
