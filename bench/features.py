@@ -12,7 +12,7 @@ from .machine import cpu, describe_cpu, matmul_rate, median_seconds
 
 
 def feature_bench(args) -> dict:
-    from engine.ort_backend import OrtFeatures, cuda_unavailable_reason
+    from engine.ort.backend import OrtFeatures, cuda_unavailable_reason
     sizes = [int(s) for s in (args.sizes or "256,512,1024").split(",")]
     precisions = [p for p in args.precisions.split(",") if p]
     machine = cpu()
@@ -23,7 +23,7 @@ def feature_bench(args) -> dict:
     if not args.no_tf:
         from engine.spec import FeatureSpec
         from engine.store import ArtifactStore
-        from engine.tf_backend import TfFeatures
+        from engine.tf.backend import TfFeatures
         from models.weights import load_weights
         weights = load_weights(args.weights)
         spec = FeatureSpec(weights.sha256)

@@ -19,10 +19,10 @@ def main() -> None:
     parser.add_argument("graphs", nargs="+", type=Path)
     parser.add_argument("--repeats", type=int, default=10)
     args = parser.parse_args()
-    from engine.ort_backend import OrtFeatures, make_session
+    from engine.ort.backend import OrtFeatures, make_session
     from engine.spec import SEED_CONTENT_LAYER, SEED_STYLE_LAYERS, FeatureSpec, StepSpec, step_feeds
     from engine.store import ArtifactStore
-    from engine.winograd import rewrite
+    from engine.ort.winograd import rewrite
     from models.weights import load_weights
 
     from .steps import step_inputs
@@ -30,7 +30,7 @@ def main() -> None:
     spec = StepSpec(FeatureSpec(load_weights().sha256), SEED_STYLE_LAYERS, (SEED_CONTENT_LAYER,))
     content, bound = step_inputs(512, spec.features, OrtFeatures(ArtifactStore().feature_model(spec.features),
                                                                  provider="cpu"))
-    feeds = {**step_feeds(spec, **bound), "image": content[None].astype(np.float32)}
+    feeds = {**step_feeds(spec, bound), "image": content[None].astype(np.float32)}
 
     def cpu_rewrite(model):
         model, external, _ = rewrite(model)

@@ -22,7 +22,7 @@ from .machine import SEED_LOSS_WEIGHTS, cpu, describe_cpu
 def seed_run(iterations: int, images: str) -> dict:
     """The seed's NST.generate_image at 512 px: per-step time and the cost it reaches."""
     from engine.memory import peak_rss_mb
-    from engine.nst import NST
+    from engine.tf.nst import NST
     data = np.load(images)
     nst = NST(data["style"], data["content"])
     nst.generate_image(iterations=2)  # trace and compile outside the timing
@@ -82,7 +82,7 @@ def _child(*call) -> dict:
 def stylize_bench(args) -> dict:
     """The seed loop against the stylize loop (each step engine), same images, objective and run."""
     from engine.images import DEFAULT_CONTENT, DEFAULT_STYLE, examples_dir, load_image, to_uint8
-    from engine.nst import NST
+    from engine.tf.nst import NST
     from engine.spec import FeatureSpec, StepSpec
     from engine.store import ArtifactStore
     from models.keras_vgg19 import tf

@@ -48,7 +48,7 @@ def main() -> None:
     parser.add_argument("--step-engine", choices=("tf", "ort"), default="ort")
     args = parser.parse_args()
     from engine.images import DEFAULT_CONTENT, DEFAULT_STYLE, examples_dir, load_image, to_uint8
-    from engine.nst import NST
+    from engine.tf.nst import NST
     from engine.stylizer import Stylizer
     print(describe_cpu(cpu()), time.strftime("%Y-%m-%d"), flush=True)
     content, style = (load_image(examples_dir() / p) for p in (DEFAULT_CONTENT, DEFAULT_STYLE))

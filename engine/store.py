@@ -19,7 +19,7 @@ from pathlib import Path
 from models.atomic import file_lock
 from models.weights import VGG19Weights, WeightsError, cache_dir
 
-from .ort_backend import METADATA_SPEC, METADATA_STEP, read_metadata
+from .ort.backend import METADATA_SPEC, METADATA_STEP, read_metadata
 from .spec import FeatureSpec, StepSpec
 
 EXIT_NO_TENSORFLOW = 3   # the export child's status when TensorFlow cannot be imported

@@ -12,10 +12,10 @@ from models.keras_vgg19 import build_trunk, keras, tf  # first: it imports Tenso
 
 import onnx  # noqa: E402
 
-from engine.ort_backend import METADATA_SPEC, OrtFeatures  # noqa: E402
+from engine.ort.backend import METADATA_SPEC, OrtFeatures  # noqa: E402
 from engine.spec import FeatureSpec  # noqa: E402
 from engine.store import ArtifactStore, feature_mismatch  # noqa: E402
-from engine.tf_backend import TfFeatures  # noqa: E402
+from engine.tf.backend import TfFeatures  # noqa: E402
 from models.vgg19 import BGR_MEAN  # noqa: E402
 from parity import PRECISION_TOLERANCE, compare, parity_images  # noqa: E402
 

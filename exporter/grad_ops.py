@@ -11,7 +11,7 @@ import numpy as np
 from onnx import TensorProto
 from tf2onnx import utils
 
-from engine.onnx_graph import input_gradient_kernels
+from engine.ort.graph import input_gradient_kernels
 
 
 def _const(ctx, name: str, value) -> str:

@@ -1,6 +1,6 @@
 """The whole loss-and-gradient step -> ONNX, once per spec, for any image size: the TensorFlow-free step engine.
 
-The graph is traced from ``engine.objective.objective_parts``, the same code the TensorFlow
+The graph is traced from ``engine.tf.objective.objective_parts``, the same code the TensorFlow
 step runs, under a ``GradientTape`` with the image's height and width left open; tf2onnx
 converts it with ``exporter.grad_ops`` for the four gradient ops it lacks. Its inputs and
 outputs are ``StepSpec.input_names()`` and ``STEP_OUTPUTS``: the image (RGB [0, 1], NHWC), the
@@ -23,12 +23,13 @@ from models.keras_vgg19 import build_trunk, preprocess, tf  # first: it imports 
 import onnx  # noqa: E402
 
 from engine.images import bundled_photo  # noqa: E402
-from engine.losses import gram_matrix  # noqa: E402
+from engine.tf.losses import gram_matrix  # noqa: E402
 from engine.memory import release_memory  # noqa: E402
-from engine.objective import step_from_feeds  # noqa: E402
-from engine.ort_backend import METADATA_STEP  # noqa: E402
+from engine.tf.objective import step_from_feeds  # noqa: E402
+from engine.ort.backend import METADATA_STEP  # noqa: E402
 from engine.spec import LOSS_PARTS, STEP_OUTPUTS, StepSpec, step_feeds  # noqa: E402
 from engine.store import step_mismatch  # noqa: E402
+from engine.targets import Targets  # noqa: E402
 from models.vgg19 import channels  # noqa: E402
 
 from .grad_ops import HANDLERS  # noqa: E402
@@ -113,10 +114,10 @@ def _check_feeds(spec: StepSpec, trunk, shape, seed: int = 0) -> dict[str, np.nd
                                  1 - ramp]),
         "content_mask": rng.random(shape, dtype=np.float32), "region_weights": (0.7, 1.3)}
     n_style = len(spec.style_layers)
-    feeds = step_feeds(spec, image_shape=shape, gram_targets={n: np.stack(g) for n, g in grams.items()},
-                       content_targets={n: content_f[n].numpy() for n in spec.content_layers},
-                       style_layers={n: (i + 1) / n_style for i, n in enumerate(spec.style_layers)},
-                       content_layers={n: 1.0 for n in spec.content_layers}, loss_weights=(1e4, 1.0, 10.0), **masked)
+    feeds = step_feeds(spec, Targets(shape, {n: np.stack(g) for n, g in grams.items()},
+                                     {n: content_f[n].numpy() for n in spec.content_layers},
+                                     {n: (i + 1) / n_style for i, n in enumerate(spec.style_layers)},
+                                     {n: 1.0 for n in spec.content_layers}, (1e4, 1.0, 10.0), **masked))
     return {"image": image, **feeds}
 
 
@@ -137,7 +138,7 @@ def check_step(model: onnx.ModelProto, spec: StepSpec, weights, sizes=CHECK_SIZE
     gradient relative errors over ``CHECK_SEEDS`` images."""
     import onnxruntime as ort
 
-    from engine import winograd
+    from engine.ort import winograd
     reference, _, trunk64 = step_function(spec, weights, tf.float64)
     cases = []
     for shape in sizes:

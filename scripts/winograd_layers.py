@@ -1,5 +1,5 @@
 """One 3x3 convolution (+ bias, ReLU) at VGG19's 512x341 layer shapes: ONNX Runtime's direct
-convolution against ``engine.winograd``'s F(4x4, 3x3), same run, CPU provider. This is what sets
+convolution against ``engine.ort.winograd``'s F(4x4, 3x3), same run, CPU provider. This is what sets
 where the rewrite applies (``winograd.MIN_CHANNELS``, ``MIN_WIDER``).
 
     python scripts/winograd_layers.py [--repeats 10]
@@ -14,7 +14,7 @@ import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from engine import winograd  # noqa: E402
+from engine.ort import winograd  # noqa: E402
 
 # (channels in, channels out, height, width) of VGG19's 3x3 convolutions at 512x341
 SHAPES = [(128, 128, 170, 256), (128, 256, 85, 128), (256, 256, 85, 128), (256, 512, 42, 64),

@@ -37,7 +37,7 @@ def _blue_minus_red(image: np.ndarray) -> float:
 
 
 def test_masked_gram_is_the_gram_of_its_region():
-    from engine.losses import gram_matrix, masked_gram_matrix
+    from engine.tf.losses import gram_matrix, masked_gram_matrix
     from models.keras_vgg19 import tf
     rng = np.random.default_rng(0)
     features = rng.random((1, 6, 8, 5), dtype=np.float32)
@@ -53,7 +53,7 @@ def test_masked_gram_is_the_gram_of_its_region():
 def test_masks_reach_every_layer_at_its_resolution(weights, shape):
     from engine.masks import layer_masks
     from engine.spec import DEFAULT_LAYERS, FeatureSpec
-    from engine.tf_backend import TfFeatures
+    from engine.tf.backend import TfFeatures
     features = TfFeatures(FeatureSpec(weights.sha256), weights)(np.zeros((1, *shape, 3), np.float32))
     masks = layer_masks(np.ones((2, *shape), np.float32), DEFAULT_LAYERS)
     assert {n: m.shape[1:3] for n, m in masks.items()} == {n: f.shape[1:3] for n, f in features.items()}

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from engine.nst import NST
+from engine.tf.nst import NST
 
 MESSAGES = [
     ((None, "c"), TypeError, "style_image must be a numpy.ndarray with shape (h, w, 3)"),

@@ -8,7 +8,7 @@ import numpy as np
 import onnx
 import pytest
 
-from engine.ort_backend import BackendError, OrtFeatures, cuda_unavailable_reason
+from engine.ort.backend import BackendError, OrtFeatures, cuda_unavailable_reason
 from parity import PRECISION_TOLERANCE, compare, parity_images
 from engine.spec import FeatureSpec
 
@@ -18,7 +18,7 @@ CUDA_REASON = cuda_unavailable_reason()
 
 @pytest.fixture(scope="module")
 def tf_reference(exported, weights):
-    from engine.tf_backend import TfFeatures
+    from engine.tf.backend import TfFeatures
     return TfFeatures(exported.spec, weights)
 
 
@@ -64,7 +64,7 @@ def test_spec_mismatch_is_refused(exported):
 
 
 def test_auto_provider_is_clean_and_says_which_ran(exported):
-    code = ("import sys; sys.path.insert(0, '.'); from engine.ort_backend import OrtFeatures;"
+    code = ("import sys; sys.path.insert(0, '.'); from engine.ort.backend import OrtFeatures;"
             f"e = OrtFeatures({str(exported.path)!r}, provider='auto'); print(e.describe())")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr

@@ -11,9 +11,9 @@ import pytest
 from PIL import Image
 
 from engine.images import resize_exact, resize_longest
-from engine.ort_step import OrtStep
+from engine.ort.step import OrtStep
 from engine.spec import SEED_CONTENT_LAYER, SEED_STYLE_LAYERS, FeatureSpec, StepSpec
-from engine.targets import gram_numpy
+from engine.targets import Targets, gram_numpy
 
 ROOT = Path(__file__).resolve().parent.parent
 STYLE = {n: 1 / 5 for n in SEED_STYLE_LAYERS}
@@ -24,18 +24,17 @@ SIZES = [(64, 96), (67, 93), (45, 131)]
 
 
 def _bound(weights, content_image, style_image, shape):
-    from engine.tf_backend import TfFeatures
+    from engine.tf.backend import TfFeatures
     features = TfFeatures(FeatureSpec(weights.sha256), weights)
     content = resize_exact(content_image, shape).astype(np.float32) / 255
     style = resize_longest(style_image, max(shape)).astype(np.float32) / 255
     content_f, style_f = features(content[None]), features(style[None])
-    return content, {"image_shape": shape, "gram_targets": {n: gram_numpy(style_f[n]) for n in STYLE},
-                     "content_targets": {n: content_f[n] for n in CONTENT}, "style_layers": STYLE,
-                     "content_layers": CONTENT, "loss_weights": LOSS_WEIGHTS}
+    return content, Targets(shape, {n: gram_numpy(style_f[n]) for n in STYLE}, {n: content_f[n] for n in CONTENT},
+                            STYLE, CONTENT, LOSS_WEIGHTS)
 
 
 def _reference(weights, dtype):
-    from engine.objective import TfStep
+    from engine.tf.objective import TfStep
     from models.keras_vgg19 import build_trunk, tf
     trunk = build_trunk(weights, FeatureSpec(weights.sha256).layers, dtype=dtype)
     return TfStep(trunk, style_layers=STYLE, content_layers=CONTENT, jit=False,
@@ -56,8 +55,8 @@ def test_one_graph_matches_float64_at_every_size(steps, weights, content_image, 
     reference = _reference(weights, "float64")
     for shape in SIZES:
         image, bound = _bound(weights, content_image, style_image, shape)
-        step.bind_targets(**bound)
-        reference.bind_targets(**bound)
+        step.bind_targets(bound)
+        reference.bind_targets(bound)
         grad_errors = []
         for seed in (1, 2, 3):
             # a point away from the content image, where every loss term has a gradient
@@ -75,7 +74,7 @@ def test_one_graph_matches_float64_at_every_size(steps, weights, content_image, 
 
 
 def test_export_was_checked_at_three_sizes_with_odd_ones(seed_step_graph):
-    from engine.ort_backend import read_metadata
+    from engine.ort.backend import read_metadata
     checks = json.loads(read_metadata(seed_step_graph)["nst.check_vs_tensorflow_float64"])
     sizes = {c["size"] for c in checks}
     assert len(sizes) >= 3 and any(int(s.split("x")[0]) % 2 and int(s.split("x")[1]) % 2 for s in sizes)
@@ -87,18 +86,18 @@ def test_ort_step_lowers_the_cost(steps, weights, content_image, style_image):
     from engine.optimize import adam
     image, bound = _bound(weights, content_image, style_image, (67, 93))
     step = steps[True]
-    step.bind_targets(**bound)
+    step.bind_targets(bound)
     first, _, _ = step(image[None])
     result = adam(step, image[None], 8, lr=0.02)
     assert result.loss < 0.7 * first
     # the seed's own cost (TensorFlow, float32) agrees that the image got better
     reference = _reference(weights, "float32")
-    reference.bind_targets(**bound)
+    reference.bind_targets(bound)
     assert reference(result.image)[0] < 0.7 * reference(image[None])[0]
 
 
 def test_step_graph_is_reused_and_refuses_other_specs(store, seed_step_graph, weights):
-    from engine.ort_backend import BackendError
+    from engine.ort.backend import BackendError
     spec = StepSpec(FeatureSpec(weights.sha256), SEED_STYLE_LAYERS, (SEED_CONTENT_LAYER,))
     modified = seed_step_graph.stat().st_mtime_ns
     assert store.step_graph(spec) == seed_step_graph and seed_step_graph.stat().st_mtime_ns == modified
@@ -220,7 +219,7 @@ def test_ort_step_with_max_pooling_is_a_usage_error(tmp_path, capsys):
 
 def test_winograd_shares_kernels_between_directions(seed_step_graph):
     import onnx
-    from engine.winograd import rewrite
+    from engine.ort.winograd import rewrite
     _, external, count = rewrite(onnx.load(str(seed_step_graph)))
     # every input-gradient convolution found its forward twin: one transformed copy per layer
     assert count == 20 and len(external) == 10
@@ -228,7 +227,7 @@ def test_winograd_shares_kernels_between_directions(seed_step_graph):
 
 @pytest.mark.parametrize("winograd", [True, False])
 def test_unreadable_step_graph_is_one_clear_error(tmp_path, winograd):
-    from engine.ort_backend import BackendError
+    from engine.ort.backend import BackendError
     bad = tmp_path / "step.onnx"
     bad.write_bytes(b"not an ONNX model")
     with pytest.raises(BackendError, match="step.onnx: ") as error:

@@ -45,8 +45,8 @@ def test_settings_are_immutable_and_errors_name_the_field():
 
 def test_cli_defaults_are_the_settings_defaults():
     import cli
-    args = cli.build_parser().parse_args(["stylize"])
-    assert cli._settings(args) == DEFAULTS
+    from engine.options import settings_from_args
+    assert settings_from_args(cli.build_parser().parse_args(["stylize"])) == DEFAULTS
 
 
 @pytest.mark.parametrize("size", [64, 96, 200])
@@ -178,7 +178,7 @@ def test_init_from_a_file(tmp_path, content_image, style_image, capsys):
 
 def test_parity_failing_exits_1(exported, weights, tmp_path, capsys):
     import cli
-    from engine.tf_backend import TfFeatures
+    from engine.tf.backend import TfFeatures
     from parity import save_reference
     reference = tmp_path / "reference.npz"
     save_reference(reference, exported.spec, TfFeatures(exported.spec, weights), sizes=((32, 48),))

@@ -4,7 +4,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from engine import winograd
+from engine.ort import winograd
 
 
 def _session(model, external=None):

@@ -20,6 +20,7 @@ CONTAINERS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska"}
 
 class VideoError(ValueError):
     """A video that cannot be read or written, in one line."""
+    exit_status = 1   # a problem with an input, not with how the command was used
 
 
 def parse_range(text: str | None) -> tuple[int, int | None]:

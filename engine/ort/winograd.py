@@ -30,7 +30,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from .onnx_graph import attributes, input_gradient_kernels, remove_unused_initializers, use_counts
+from .graph import attributes, input_gradient_kernels, remove_unused_initializers, use_counts
 
 M = 4          # output block
 A = M + 2      # input tile

@@ -5,7 +5,7 @@ import numpy as np
 
 from models.keras_vgg19 import build_trunk, preprocess, tf
 
-from .spec import FeatureSpec
+from ..spec import FeatureSpec
 
 
 class TfFeatures:

@@ -1,6 +1,6 @@
 """The seed's ``NST`` class: the small, faithful, readable core (see docs/seed-contract.md).
 
-Its losses are the shared ones in ``engine.losses``; the fast ``stylize`` loop is built
+Its losses are the shared ones in ``engine.tf.losses``; the fast ``stylize`` loop is built
 beside it and does not change its behaviour.
 """
 from __future__ import annotations

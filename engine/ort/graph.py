@@ -1,5 +1,5 @@
 """Small helpers for editing ONNX graphs in place, shared by the step exporter's rewrites
-(``exporter.step``) and the CPU provider's (``engine.winograd``). No TensorFlow here."""
+(``exporter.step``) and the CPU provider's (``engine.ort.winograd``). No TensorFlow here."""
 from __future__ import annotations
 
 from collections import Counter

@@ -1,7 +1,7 @@
 """The style-transfer objective as a value-and-gradient function (TensorFlow GradientTape).
 
 The optimizers in ``engine.optimize`` see only ``f(x) -> (loss, gradient, parts)`` on numpy
-arrays, so another step engine (``engine.ort_step``) can stand in for this one without them knowing.
+arrays, so another step engine (``engine.ort.step``) can stand in for this one without them knowing.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 from models.keras_vgg19 import preprocess, tf
 
 from . import losses
-from .spec import step_feeds
+from ..spec import step_feeds
 
 
 def objective_parts(trunk, image, *, grams: dict, contents: dict, style_layers: dict, content_layers: dict,
@@ -88,13 +88,13 @@ class TfStep:
 
         self._step = step
 
-    def bind_targets(self, **targets) -> None:
-        """As ``OrtStep.bind_targets`` (the same arguments, made into the same feeds by ``step_feeds``)."""
-        if (set(targets["style_layers"]) != set(self.style_layers)
-                or set(targets["content_layers"]) != set(self.content_layers)):
+    def bind_targets(self, targets) -> None:
+        """As ``OrtStep.bind_targets`` (the same ``Targets``, made into the same feeds by ``step_feeds``)."""
+        if (set(targets.style_layers) != set(self.style_layers)
+                or set(targets.content_layers) != set(self.content_layers)):
             raise ValueError("the targets' layers differ from this step's")
         spec = SimpleNamespace(style_layers=self.style_layers, content_layers=self.content_layers)
-        self._bound = {name: tf.constant(value, self.dtype) for name, value in step_feeds(spec, **targets).items()}
+        self._bound = {name: tf.constant(value, self.dtype) for name, value in step_feeds(spec, targets).items()}
 
     def describe(self) -> str:
         return f"TensorFlow {tf.__version__} GradientTape ({'XLA' if self._jit else 'tf.function'}, CPU)"
