@@ -169,19 +169,20 @@ def to_uint8(image) -> np.ndarray:
     return np.clip(np.round(array * 255.0), 0, 255).astype(np.uint8)
 
 
-def check_output_path(path) -> Path:
-    """Refuse, before any work, an output that could not be written."""
+def check_output_path(path, formats=OUTPUT_FORMATS, error=ImageError) -> Path:
+    """Refuse, before any work, an output that could not be written (``formats``: the suffixes
+    taken; ``error``: the failure class raised, a video's own)."""
     path = Path(path)
-    if path.suffix.lower() not in OUTPUT_FORMATS:
-        raise ImageError(f"{path}: unsupported output type {path.suffix or '(none)'}; "
-                         f"use one of {', '.join(sorted(OUTPUT_FORMATS))}")
+    if path.suffix.lower() not in formats:
+        raise error(f"{path}: unsupported output type {path.suffix or '(none)'}; "
+                    f"use one of {', '.join(sorted(formats))}")
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
-        raise ImageError(f"{path}: the folder {folder} does not exist")
+        raise error(f"{path}: the folder {folder} does not exist")
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise ImageError(f"{path}: the folder {folder} is not writable")
+        raise error(f"{path}: the folder {folder} is not writable")
     if path.is_dir():
-        raise ImageError(f"{path}: is a folder")
+        raise error(f"{path}: is a folder")
     return path
 
 

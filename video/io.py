@@ -110,17 +110,8 @@ def _rgb(frame, w: int, h: int) -> np.ndarray:
 
 def check_output(path) -> Path:
     """Refuse, before any work, an output that could not be written."""
-    path = Path(path)
-    if path.suffix.lower() not in CONTAINERS:
-        raise VideoError(f"{path}: unsupported output type {path.suffix or '(none)'}; use {', '.join(CONTAINERS)}")
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise VideoError(f"{path}: the folder {folder} does not exist")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise VideoError(f"{path}: the folder {folder} is not writable")
-    if path.is_dir():
-        raise VideoError(f"{path}: is a folder")
-    return path
+    from engine.images import check_output_path
+    return check_output_path(path, CONTAINERS, VideoError)
 
 
 def audio_plan(source: Path, output: Path) -> tuple[str | None, str]:

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from batch.jobs import sha256
+
 from . import chunks as chunking
 from .frame import FrameJob, Made, make_frame
 from .io import VideoError, VideoWriter, audio_plan, check_output, frames, leftovers, parse_range, probe
@@ -72,14 +74,6 @@ def frame_shape(shape, size: int) -> tuple[int, int]:
     h, w = shape[:2]
     scale = size / max(h, w)
     return max(2, round(h * scale / 2) * 2), max(2, round(w * scale / 2) * 2)
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _sha256_image(image: np.ndarray) -> str:
@@ -192,7 +186,7 @@ def prepare(source, output, styles, settings, *, temporal: Temporal = Temporal()
     settings = settings.replace(size=max(shape))
     manifest = {
         "source": {"path": str(info.path.resolve())},
-        "input": {"sha256": _sha256_file(info.path), "frames": [first, last]},
+        "input": {"sha256": sha256(info.path), "frames": [first, last]},
         "styles": [_sha256_image(s) for s in styles],
         "settings": settings.to_dict(),
         "video": {**asdict(temporal), "anchor_coverage": ANCHOR_COVERAGE, "shape": list(shape), "overlap": overlap,
