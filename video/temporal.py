@@ -15,17 +15,8 @@ frame is always there, and nearest-first weights would leave a still background 
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image
 
-
-def _resize(array: np.ndarray, shape) -> np.ndarray:
-    h, w = shape
-    if array.shape[:2] == (h, w):
-        return array
-    channels = array[..., None] if array.ndim == 2 else array
-    out = np.stack([np.asarray(Image.fromarray(channels[..., c]).resize((w, h), Image.BILINEAR))
-                    for c in range(channels.shape[-1])], -1)
-    return out[..., 0] if array.ndim == 2 else out
+from engine.images import resize_field
 
 
 def _float(image: np.ndarray) -> np.ndarray:
@@ -51,7 +42,7 @@ class TemporalLoss:
 
     def _targets(self, shape):
         if shape not in self._at:
-            self._at[shape] = (_resize(self.mean, shape)[None], _resize(self.weights, shape)[None, ..., None])
+            self._at[shape] = (resize_field(self.mean, shape)[None], resize_field(self.weights, shape)[None, ..., None])
         return self._at[shape]
 
     def __call__(self, x: np.ndarray):
