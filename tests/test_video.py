@@ -12,6 +12,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 import pytest
 
 pytest.importorskip("av")
@@ -228,6 +229,8 @@ def test_stopped_and_killed_runs_resume_to_the_same_video(photo, tmp_path, capsy
     for chunk, first in (("c00", 0), ("c01", 4)):                 # each chunk's, in order from its start
         indices = sorted(int(p.stem) for p in (work / chunk).glob("*.png"))
         assert indices == list(range(first, first + len(indices)))
+    # the second chunk's first frame followed the first chunk's first picture, warped onto it
+    assert json.loads(Image.open(work / "c01" / "000004.png").text["nst-video"])["references"] == [0]
 
     assert cli.main(["video", str(clip), "-o", str(out), *options, "-q"]) == 0, capsys.readouterr().err
     made = int(capsys.readouterr().out.split(" made")[0].rsplit("(", 1)[1])

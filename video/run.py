@@ -84,8 +84,12 @@ class _Chain:
     """One chunk's frames in order, as this process feeds them to the cluster: its decoder, the
     frames and outputs its next frame follows, and its frame in flight."""
 
-    def __init__(self, chunk, border: str, work: WorkDir, source: Path, shape, long_term: bool = True):
+    def __init__(self, chunk, border: str, work: WorkDir, source: Path, shape, long_term: bool = True, lead=None):
         self.chunk, self.border, self.work, self.long_term = chunk, border, work, long_term
+        # the chunk before, whose first picture this chunk's first frame follows: two chunks then
+        # meet at their overlap as two runs of one stylization (where the scene is still in view),
+        # not two stylizations 16 apart (0-255; docs/BENCHMARKS.md)
+        self.lead = lead if border != "cut" else None
         self.order = list(chunk.frames)
         self.position = work.done(chunk.index, self.order)
         self.inputs: dict[int, np.ndarray] = {}
@@ -101,6 +105,8 @@ class _Chain:
             if self.anchor != last:
                 self.outputs[self.anchor] = work.load(chunk.index, self.anchor)[0]
             needed = {last, self.anchor}
+        elif self.lead is not None:
+            needed = {self.lead.start}
         self.finished = self.position >= len(self.order)
         self.decoder = None if self.finished else \
             frames(source, shape, self.order[self.position] if not self.finished else chunk.end, chunk.end, needed)
@@ -111,10 +117,21 @@ class _Chain:
 
     def references(self, t: int) -> list[int]:
         """The earlier frames ``t`` follows, nearest first."""
-        refs = [t - 1] if t > self.chunk.start else []
+        if t == self.chunk.start:
+            return [self.lead.start] if self.lead is not None else []
+        refs = [t - 1]
         if self.long_term and self.anchor < t - 1:
             refs.append(self.anchor)
         return refs
+
+    def ready(self, t: int) -> bool:
+        """Whether frame ``t`` can start: a first frame waits for the lead's first picture."""
+        if t != self.chunk.start or self.lead is None or self.lead.start in self.outputs:
+            return True
+        if not self.work.has(self.lead.index, self.lead.start):
+            return False
+        self.outputs[self.lead.start] = self.work.load(self.lead.index, self.lead.start)[0]
+        return True
 
     def read_until(self, t: int) -> np.ndarray:
         for index, image in self.decoder:
@@ -190,7 +207,7 @@ def prepare(source, output, styles, settings, *, temporal: Temporal = Temporal()
         "styles": [_sha256_image(s) for s in styles],
         "settings": settings.to_dict(),
         "video": {**asdict(temporal), "anchor_coverage": ANCHOR_COVERAGE, "shape": list(shape), "overlap": overlap,
-                  "border": border},
+                  "border": border, "lead": True},
         "layout": [[c.start, c.stop, c.end] for c in chunking.plan(first, last, chunks, overlap, border)],
     }
     work_path = Path(work_dir) if work_dir else output.with_name(output.name + ".frames")
@@ -227,7 +244,8 @@ def run(client, job: Job, *, keep_frames: bool = False, stop=None, quiet: bool =
     for leftover in leftovers(job.output):   # a killed run's unfinished video (this run holds the folder)
         leftover.unlink(missing_ok=True)
     audio_mode, audio_text = job.audio
-    chains = [_Chain(c, border, work, job.source, job.shape, job.temporal.anchor) for c in layout]
+    chains = [_Chain(c, border, work, job.source, job.shape, job.temporal.anchor,
+                     lead=layout[c.index - 1] if c.index else None) for c in layout]
     total = sum(len(c.order) for c in chains)
     resumed = sum(c.position for c in chains)
     h, w = job.shape
@@ -306,8 +324,8 @@ def run(client, job: Job, *, keep_frames: bool = False, stop=None, quiet: bool =
 def _submit(client, chain: _Chain, settings, temporal: Temporal, styles_future, log) -> None:
     t = chain.next_frame
     toward = chain.toward(t)
-    if toward is False:
-        return   # the next chunk has not made this frame yet: wait for it
+    if toward is False or not chain.ready(t):
+        return   # the next chunk has not made this frame yet, or the lead its first: wait for it
     try:
         frame = chain.read_until(t)
     except EOFError:   # fewer frames than the container's packets promised
