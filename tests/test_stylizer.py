@@ -104,7 +104,9 @@ def test_stop_at_a_later_evaluation_keeps_the_best_picture(stylizer, content_ima
     outcome = stylizer.run(content_image, [style_image], Settings(**TWO_SCALES, optimizer=optimizer), stop=stop,
                            callback=lambda p: (losses.append(p.loss), callback(p)))
     assert outcome.interrupted and outcome.iterations == 3 and len(losses) == 3
-    assert outcome.loss == min(losses) and outcome.image.shape == (32, 48, 3)   # the first scale's picture
+    # the first scale's best picture, brought to the size asked, and the scale it came from said
+    assert outcome.loss == min(losses) and outcome.image.shape == (43, 64, 3)
+    assert (outcome.scale, outcome.scales) == (1, 2)
 
 
 @pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
@@ -114,7 +116,7 @@ def test_stop_at_the_start_of_a_later_scale_keeps_the_previous_scale(stylizer, c
     outcome = stylizer.run(content_image, [style_image], Settings(**TWO_SCALES, optimizer=optimizer), stop=stop,
                            callback=callback)
     assert outcome.interrupted and outcome.iterations == TWO_SCALES["iterations"]
-    assert outcome.image.shape == (32, 48, 3)
+    assert outcome.image.shape == (43, 64, 3) and (outcome.scale, outcome.scales) == (1, 2)
 
 
 @pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
@@ -123,7 +125,7 @@ def test_stop_in_a_later_scale(stylizer, content_image, style_image, optimizer):
     outcome = stylizer.run(content_image, [style_image], Settings(**TWO_SCALES, optimizer=optimizer), stop=stop,
                            callback=callback)
     assert outcome.interrupted and outcome.iterations == TWO_SCALES["iterations"] + 2
-    assert outcome.image.shape == (43, 64, 3)
+    assert outcome.image.shape == (43, 64, 3) and (outcome.scale, outcome.scales) == (2, 2)
 
 
 def test_ctrl_c_before_any_picture_is_exit_130_and_no_file(tmp_path):
