@@ -157,6 +157,26 @@ def test_ctrl_c_in_the_loop_writes_the_best_picture(tmp_path):
         assert img.size == (96, 64)
 
 
+def test_a_second_ctrl_c_aborts_at_once_with_no_picture(tmp_path):
+    out, log = tmp_path / "out.png", tmp_path / "log.jsonl"
+    # 384 px: an evaluation takes long enough here that waiting for it would show
+    child = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), "stylize", "--size", "384", "--scales", "1",
+                              "--iterations", "400", "--step-engine", "ort", "--quiet", "-o", str(out), "--log-json",
+                              str(log)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (log.exists() and log.read_text().count("\n") >= 1):
+        time.sleep(0.05)
+    child.send_signal(signal.SIGINT)
+    time.sleep(0.05)
+    child.send_signal(signal.SIGINT)
+    begin = time.time()
+    stdout, err = child.communicate(timeout=120)
+    assert child.returncode == 130, err
+    assert err.strip() == "nst: error: interrupted" and "best image" not in stdout
+    assert not out.exists() and not list(tmp_path.glob(".out.png*"))
+    assert time.time() - begin < 5
+
+
 def test_init_from_a_file(tmp_path, content_image, style_image, capsys):
     import cli
     start = tmp_path / "start.png"
