@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -164,6 +163,10 @@ def _check_pixels(parts: dict) -> None:
     """The request's pictures, decoded, within ``MAX_REQUEST_PIXELS``: a 413 naming the total."""
     paths = [bundled_path("content", n) for n in parts.get("content_name", [])]
     paths += [bundled_path("style", n) for n in parts.get("style_name", [])]
+    if "content" not in parts and "content_name" not in parts:
+        paths.append(bundled_path("content", DEFAULT_CONTENT))
+    if "style" not in parts and "style_name" not in parts:
+        paths.append(bundled_path("style", DEFAULT_STYLE))
     total = sum(_header_pixels(p) for p in paths if p is not None)
     total += sum(_header_pixels(upload.file) for name, values in parts.items()
                  if FIELDS.get(name, ("",))[0] == "file" for upload in values)
@@ -269,22 +272,10 @@ def _name(upload) -> str:
 def read_upload(upload) -> np.ndarray:
     """An uploaded file as uint8 RGB, or a 400 naming the file and what is wrong with it: the file
     goes through the same reader (and the same refusals) as the CLI's."""
-    shown = _name(upload)
-    fd, tmp = tempfile.mkstemp(prefix="nst-upload-", suffix=Path(shown).suffix[:10])
     try:
-        try:
-            with os.fdopen(fd, "wb") as file:
-                upload.file.seek(0)
-                while block := upload.file.read(1 << 20):
-                    file.write(block)
-        except OSError as exc:
-            raise BadInput(507, f"{shown}: the server has no room to read it ({os.strerror(exc.errno or 0)})") \
-                from None
-        return load_image(tmp)
+        return load_image(upload.file, name=_name(upload))
     except ImageError as exc:
-        raise BadInput(400, str(exc).replace(tmp, shown)) from None
-    finally:
-        os.unlink(tmp)
+        raise BadInput(400, str(exc)) from None
 
 
 def _at_most(image: np.ndarray, longest: int) -> np.ndarray:
