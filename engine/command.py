@@ -3,6 +3,7 @@ best picture so far, and the settings in the picture's metadata."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import threading
@@ -70,8 +71,10 @@ class _CtrlC:
             while thread.is_alive():
                 thread.join(timeout=0.1)
         except KeyboardInterrupt:
-            self.event.set()
-            raise
+            # out at once: the run's thread may be inside ONNX Runtime, whose threads abort an
+            # interpreter that finalizes around them ("terminate called", status -6)
+            print("nst: error: interrupted", file=sys.stderr, flush=True)
+            os._exit(130)
         if "error" in outcome:
             raise outcome["error"]
         return outcome["value"]
