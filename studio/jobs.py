@@ -100,6 +100,8 @@ class Previews:
                 job, image, finish = self._pending.pop(next(iter(self._pending)))
             try:
                 self.write(job, image, finish)
+            except OSError as exc:   # a full disk: the job goes on, and its result says whether it fits
+                log.warning("preview of job %s not written: %s", job.id, one_line(exc))
             except Exception:   # a preview is not worth a job; the result is written by the worker
                 log.exception("preview of job %s", job.id)
 

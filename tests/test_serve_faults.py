@@ -166,6 +166,55 @@ def test_a_disk_that_refuses_a_write_fails_the_job_in_one_line_and_the_server_go
         server.close()
 
 
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 2 MB file system (tmpfs): its writes fail with ENOSPC when full, the job store's too.
+    Mounting needs root (CAP_SYS_ADMIN): skipped elsewhere."""
+    import subprocess
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)], capture_output=True).returncode:
+        pytest.skip("cannot mount a small file system here (not root)")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=True)
+
+
+def test_a_full_disk_fails_the_job_in_one_line_and_the_server_goes_on(small_disk, weights):
+    import os
+
+    def free_kb():
+        stats = os.statvfs(small_disk)
+        return stats.f_bavail * stats.f_frsize // 1024
+
+    small = {"content": ("small.png", png(Image.open(io.BytesIO(photograph(64))))),
+             "style": ("small.png", png(Image.open(io.BytesIO(photograph(64)))))}
+    server = Server(small_disk / "data", "--no-warm", log=small_disk.parent / "server.log")
+    filler = small_disk / "filler"
+    try:
+        assert server.wait(server.submit(files=small, iterations=1).json()["id"])["state"] == "done"
+        with open(filler, "wb") as f:   # all but 60 kB: a job's small inputs fit, its noisy 256 px result not
+            f.write(b"\0" * ((free_kb() - 60) * 1024))
+        answer = server.submit(files=small, size=256, iterations=1, init_noise=1)
+        assert answer.status_code == 202, answer.text
+        failed = server.wait(answer.json()["id"])
+        assert failed["error"] == "the picture could not be written under --data: No space left on device", failed
+        with open(filler, "ab") as f, pytest.raises(OSError):   # now nothing at all fits
+            f.write(b"\0" * (4 << 20))
+        assert one_line_error(server.submit(files=small, iterations=1), 507) == \
+            "the job's pictures could not be kept under --data: No space left on device"
+        assert requests.get(server.url("/api/jobs"), timeout=10).ok
+        filler.unlink()   # space again: the next job is made
+        assert server.wait(server.submit(files=small, iterations=1).json()["id"])["state"] == "done"
+        assert [j["state"] for j in requests.get(server.url("/api/jobs"), timeout=10).json()] == \
+            ["done", "failed", "done"]
+        assert len(list((small_disk / "data" / "results").iterdir())) == 2   # no partial file
+        assert "Traceback" not in (small_disk.parent / "server.log").read_text()
+    finally:
+        server.close()
+
+
 def test_old_jobs_are_pruned_with_their_pictures(tmp_path, weights):
     server = Server(tmp_path / "data", "--no-warm", "--keep", "2")
     try:
