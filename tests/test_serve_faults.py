@@ -52,7 +52,8 @@ def crafted(huge):
     yield (None, {"style_scale": "1000"}, 422, "style_scale must be a positive number up to 4")
     yield (None, {"settings": json.dumps({"style_layers": {"block1_conv1": "x"}})}, 422,
            "style_layers has a weight 'x' for block1_conv1 that is not a number")
-    yield (None, {"settings": json.dumps({"style_layers": ["ab"]})}, 422, "style_layers has an unknown VGG19 layer 'ab'")
+    yield (None, {"settings": json.dumps({"style_layers": ["ab"]})}, 422,
+           "style_layers has an unknown VGG19 layer 'ab'")
     yield (None, {"settings": '{"style_layers": {"block1_conv1": 1' + "0" * 400 + '}}'}, 422,
            "style_layers has a weight 1000000000")
     yield (None, {"settings": json.dumps({"iterations": 1e300})}, 422, "iterations must be a whole number, not 1e+300")
