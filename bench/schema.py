@@ -121,7 +121,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=2000, help="examples of POST /api/jobs")
     parser.add_argument("--others", type=int, default=300, help="examples of every other operation")
-    parser.add_argument("--settings", type=int, default=100,
+    parser.add_argument("--settings", type=int, default=50,
                         help="examples of the settings field's JSON object, per setting")
     parser.add_argument("--json", metavar="FILE")
     args = parser.parse_args(argv)
