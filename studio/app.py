@@ -116,7 +116,7 @@ def create_app(studio: Studio, *, max_upload_mb: int = MAX_UPLOAD_MB) -> FastAPI
 
     @app.get("/api/jobs/{job_id}/events", response_class=EventSourceResponse,
              summary="Server-sent events: `progress` while the job waits or runs, then one of `done`, "
-                     "`cancelled` or `failed`; each carries the job as JSON")
+                     "`cancelled`, `failed` or `interrupted`; each carries the job as JSON")
     async def job_events(job_id: Annotated[str, Depends(existing)]) -> AsyncIterable[ServerSentEvent]:
         sent_version, sent_key, sent_at = None, None, 0.0
         while True:

@@ -68,11 +68,15 @@ class Server:
         return requests.get(self.url(f"/api/jobs/{job_id}"), timeout=10).json()
 
     def events(self, job_id: str, timeout: float = 120):
-        """(event, job) pairs of a job's stream, until the server ends it."""
+        """(event, job) pairs of a job's stream, until the server ends it; a job that has not ended
+        within ``timeout`` seconds is an error (its stream's pings would otherwise keep a test waiting)."""
+        deadline = time.monotonic() + timeout
         with requests.get(self.url(f"/api/jobs/{job_id}/events"), stream=True, timeout=timeout) as answer:
             assert answer.headers["content-type"].startswith("text/event-stream")
             event = None
             for line in answer.iter_lines(decode_unicode=True):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"job {job_id} did not end within {timeout:.0f} s")
                 if line.startswith("event:"):
                     event = line[6:].strip()
                 elif line.startswith("data:"):
