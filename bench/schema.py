@@ -2,8 +2,9 @@
 hypothesis) at length, against a real server (``cli.py serve`` on a loopback port, its own data
 folder): requests the schema allows and requests it does not, every operation, and the ``settings``
 field's JSON object (a string to the schema) from the settings the server declares, each with any
-JSON value (``fuzz_settings``). The properties (``checked``): no 5xx, no hang, a refusal in one line of JSON, the server still answering the next
-request. ``tests/test_serve_schema.py`` runs the same with a bounded number of examples.
+JSON value (``fuzz_settings``). The properties (``checked``): no 5xx, no hang, a refusal in one line
+of JSON, the server still answering the next request. ``tests/test_serve_schema.py`` runs the same
+with a bounded number of examples.
 
 Every job the generator gets accepted is cancelled at once, while it waits behind one long job of
 tiny pictures holding the only worker: the server is the real one, and no generated job of hours
