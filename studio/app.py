@@ -69,7 +69,8 @@ def create_app(studio: Studio, *, max_upload_mb: int = MAX_UPLOAD_MB) -> FastAPI
               responses={202: {"description": "the job, queued"}, 400: {"description": "an image file refused"},
                          413: {"description": "over the upload limit, or pictures of more decoded pixels than "
                                                "a job takes"},
-                         422: {"description": "a setting refused"}, 429: {"description": "the line is full (Retry-After)"},
+                         422: {"description": "a setting refused"},
+                         429: {"description": "the line is full (Retry-After)"},
                          507: {"description": "the server's disk cannot keep the job"}})
     async def create_job(request: Request) -> JSONResponse:
         """Checks the settings and the pictures (the CLI's own checks, every field read by the

@@ -124,7 +124,8 @@ def test_a_worker_killed_while_computing_is_retried_as_retries_says(client, inpu
 
 def test_a_picture_made_with_other_weights_is_made_again(client, inputs, tmp_path):
     from dataclasses import replace
-    jobs = make_jobs(expand([str(inputs / "contents" / "coffee.png")]), expand([str(inputs / "styles" / "the_wave.png")]),
+    jobs = make_jobs(expand([str(inputs / "contents" / "coffee.png")]),
+                     expand([str(inputs / "styles" / "the_wave.png")]),
                      SETTINGS, tmp_path, weights=WEIGHTS)
     assert [r.status for r in run_batch(client, jobs, quiet=True)] == ["done"]
     assert read_settings(jobs[0].output)["weights_sha256"] == WEIGHTS
