@@ -39,4 +39,6 @@ def test_no_request_gets_a_server_error_or_stops_the_server(server):
 
 def test_no_settings_object_gets_a_server_error(server):
     seen = fuzz_settings(server.base, SETTINGS_EXAMPLES)
-    assert seen[422] > seen[202] > 0, seen   # mostly refused, each in one line; some accepted
+    # a setting refused is a 422 in one line (``checked``), whatever the value; a few objects are valid
+    # settings (accepted, then cancelled) but not reliably many in a dozen examples: not counted
+    assert seen[422] and set(seen) <= {202, 422}, seen
