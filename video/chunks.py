@@ -1,8 +1,8 @@
 """A clip cut into chunks that workers stylize at the same time, and how their borders meet.
 
-Each chunk starts on its own (its first frame has no earlier output to follow), so at a border two
-stylizations of the same scene meet: different textures, and a cut there flickers like independent
-frames. So each chunk but the last goes on ``overlap`` frames into the next one, over frames the
+Each chunk starts apart from the one before (its first frame follows only that chunk's first
+picture, where they share the scene: ``video.run``), so at a border two stylizations of the same
+scene meet: different textures, and a cut there flickers like independent frames. So each chunk but the last goes on ``overlap`` frames into the next one, over frames the
 next chunk has already made (it started there), with its temporal targets handed over from its own
 frames to the next chunk's pictures a step at a time ("bridge"): the video shows the earlier
 chunk's frames up to the end of the overlap, which end close to the later chunk's, then the later
