@@ -131,6 +131,12 @@ def test_chunks_share_the_work_and_cover_the_clip():
     assert len(chunks.plan(0, 7, 3, 2)) == 1                        # too short for two: one chunk
     layout = chunks.plan(0, 10, 2, 2)
     assert [chunks.handover(layout[0], t) for t in range(3, 7)] == [0, pytest.approx(1 / 3), pytest.approx(2 / 3), 1]
+    # a bridge closes the gap between the two chunks' pictures by even steps: 2/3, 1/3, then the switch
+    gap, gaps = 1.0, []
+    for t in range(3, 6):
+        gap *= 1 - chunks.bridge_share(layout[0], t)
+        gaps.append(gap)
+    assert gaps == [1, pytest.approx(2 / 3), pytest.approx(1 / 3)]
 
 
 def _probe(path):

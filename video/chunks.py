@@ -55,6 +55,16 @@ def owner(layout, t: int) -> Chunk:
     raise IndexError(f"frame {t} is in no chunk")
 
 
+def bridge_share(chunk: Chunk, t: int) -> float:
+    """In a bridged overlap, the share of frame ``t``'s temporal weight on the next chunk's picture:
+    1/(n+1), 1/n, ... 1/2 for the n frames of the overlap; 0 before it. Each frame then keeps
+    (1 - share) of the gap between the two chunks' pictures, so the gap closes by an even step a
+    frame (shares k/(n+1) closed it in a rush mid-overlap: pairs 3-4 above the rest's flicker)."""
+    if t < chunk.stop:
+        return 0.0
+    return 1.0 / (chunk.end - t + 1)
+
+
 def handover(chunk: Chunk, t: int) -> float:
     """In the overlap, how far frame ``t`` has gone over to the next chunk's picture of it: 1/(n+1),
     2/(n+1), ... n/(n+1) for the n frames of the overlap; 0 before it."""

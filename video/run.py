@@ -207,7 +207,7 @@ def prepare(source, output, styles, settings, *, temporal: Temporal = Temporal()
         "styles": [_sha256_image(s) for s in styles],
         "settings": settings.to_dict(),
         "video": {**asdict(temporal), "anchor_coverage": ANCHOR_COVERAGE, "shape": list(shape), "overlap": overlap,
-                  "border": border, "lead": True},
+                  "border": border, "lead": True, "bridge_shares": "even"},
         "layout": [[c.start, c.stop, c.end] for c in chunking.plan(first, last, chunks, overlap, border)],
     }
     work_path = Path(work_dir) if work_dir else output.with_name(output.name + ".frames")
@@ -334,7 +334,7 @@ def _submit(client, chain: _Chain, settings, temporal: Temporal, styles_future, 
         return
     refs = chain.references(t)
     earlier = [a for r in refs for a in (chain.inputs[r], chain.outputs[r])]
-    handover = chunking.handover(chain.chunk, t) if toward is not None else 0.0
+    handover = chunking.bridge_share(chain.chunk, t) if toward is not None else 0.0
     shares = tuple(temporal.anchor_weight if r == chain.anchor and r != t - 1 else 1.0 for r in refs)
     job = FrameJob(t, chain.chunk.index, settings, temporal.weight if refs or toward is not None else 0.0,
                    references=tuple(refs), shares=shares, handover=handover, sharp=temporal.sharp,
