@@ -183,7 +183,7 @@ def cmd_stylize(args) -> int:
         log(f"weights: {weights.source}")
         stylizer = Stylizer(weights, provider=args.provider, threads=args.threads, lean=True,
                             store=ArtifactStore(log=log), log=log)
-        plan = stylizer.plan(settings, content.shape)
+        plan = stylizer.plan(settings, content.shape, masked=masks is not None or content_mask is not None)
         if args.export_only:
             paths = [p for p in (plan.feature_model, plan.step_graph) if p]
             if not paths:
@@ -253,6 +253,8 @@ def _cluster_settings(args):
     settings = _settings(args)
     if settings.init == "image":
         raise UsageError("--init takes content or noise here (an init image is per picture)")
+    if settings.step_engine == "auto":   # the workers run what auto picks on a CPU: the exported step
+        settings = settings.replace(step_engine="ort")
     if settings.step_engine != "ort" or settings.targets != "ort":
         # workers hold no TensorFlow: they run the exported models only
         raise UsageError("batch and video run the exported models: --step-engine ort and --targets ort")
@@ -428,7 +430,8 @@ def add_settings_options(p) -> None:
     p.add_argument("--step-engine", choices=("auto", "tf", "ort"), default=DEFAULTS.step_engine,
                    help="what computes each loss-and-gradient step: tf (TensorFlow GradientTape, the reference), "
                         "ort (the step exported to ONNX once, any image size, run by ONNX Runtime; --pooling avg "
-                        "only), or auto: ort when the provider is CUDA, tf otherwise")
+                        "only), or auto: ort wherever it can run (its graph cached, or TensorFlow here to export "
+                        "it once), tf otherwise")
     p.add_argument("--no-xla", action="store_true", help="do not XLA-compile the TensorFlow gradient step")
     p.add_argument("--no-winograd", action="store_true",
                    help="--step-engine ort on the CPU: run the step graph's convolutions as exported instead of "
@@ -509,7 +512,6 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--scheduler", metavar="tcp://HOST:8786",
                        help="use a Dask cluster someone runs instead of a local one on 127.0.0.1")
         p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or messages")
-        p.set_defaults(step_engine="ort")
         weights_option(p)
 
     p = sub.add_parser("batch", formatter_class=formatter, help="every content image in every style, on a Dask cluster",

@@ -1,5 +1,6 @@
 """Two or more exported step graphs timed against each other, interleaved in one process at 512 px
-on the bundled images (each graph fed the inputs it has: an older graph lacks the mask inputs).
+on the bundled images (each graph fed the inputs it has: an older graph, or one for pictures
+without masks, lacks the mask inputs).
 
     python -m bench.graphs OLD.onnx NEW.onnx [--repeats 10]
 """
@@ -27,7 +28,8 @@ def main() -> None:
 
     from .steps import step_inputs
     print(describe_cpu(cpu()), time.strftime("%Y-%m-%d"), flush=True)
-    spec = StepSpec(FeatureSpec(load_weights().sha256), SEED_STYLE_LAYERS, (SEED_CONTENT_LAYER,))
+    # the inputs of a graph with masks (one region of ones): a superset of every version's
+    spec = StepSpec(FeatureSpec(load_weights().sha256), SEED_STYLE_LAYERS, (SEED_CONTENT_LAYER,), masked=True)
     content, bound = step_inputs(512, spec.features, OrtFeatures(ArtifactStore().feature_model(spec.features),
                                                                  provider="cpu"))
     feeds = {**step_feeds(spec, **bound), "image": content[None].astype(np.float32)}

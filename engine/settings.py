@@ -115,7 +115,7 @@ class Settings:
                                     # only) | histogram (style images recoloured to the content's colours)
     style_colors: bool = False      # recolour the content to the style's colours before the run
     targets: str = "ort"            # ort | tf: which backend computes the Gram and content targets
-    step_engine: str = "auto"       # auto (ort on CUDA, else tf) | tf (GradientTape) | ort (the exported step)
+    step_engine: str = "auto"       # auto (ort where it can run, else tf) | tf (GradientTape) | ort (the exported step)
     memory_limit: int = 0           # MB a run may use; above it the last scales run in tiles (0: 3/4 of
                                     # the memory available when the run is planned)
     tile: int = 0                   # px: scales larger than this run in tiles of it (0: only as memory needs)

@@ -15,7 +15,7 @@ SEED_CONTENT_LAYER = "block5_conv2"
 DEFAULT_LAYERS = SEED_STYLE_LAYERS + (SEED_CONTENT_LAYER,)
 PREPROCESSING = "rgb01*255->bgr-imagenet_mean"  # keras.applications.vgg19.preprocess_input
 SPEC_VERSION = 1
-STEP_VERSION = 4  # bump whenever the exported step graph or its labels change, so that cached ones are redone
+STEP_VERSION = 5  # bump whenever the exported step graph or its labels change, so that cached ones are redone
 
 
 @dataclass(frozen=True)
@@ -58,10 +58,13 @@ class FeatureSpec:
 class StepSpec:
     """What an exported loss-and-gradient step computes: the features it runs and which of them
     are style and content layers (in the order of the graph's inputs). One graph takes any image
-    of at least ``min_side`` px a side."""
+    of at least ``min_side`` px a side. ``masked``: the graph takes style and content masks
+    (spatial control); a picture without them runs the graph without their inputs, which is 5%
+    faster at 512 px (docs/BENCHMARKS.md)."""
     features: FeatureSpec
     style_layers: tuple[str, ...]
     content_layers: tuple[str, ...]
+    masked: bool = False
     version: int = STEP_VERSION
 
     def __post_init__(self):
@@ -76,10 +79,11 @@ class StepSpec:
 
     def input_names(self) -> list[str]:
         """The graph's inputs, in order: the image, then what ``step_feeds`` makes of the targets."""
+        masks = self.masked
         return (["image"] + [f"content.{n}" for n in self.content_layers]
-                + [f"content_mask.{n}" for n in self.content_layers] + [f"gram.{n}" for n in self.style_layers]
-                + [f"mask.{n}" for n in self.style_layers]
-                + ["region_weights", "style_layer_weights", "content_layer_weights", "loss_weights"])
+                + [f"content_mask.{n}" for n in self.content_layers if masks] + [f"gram.{n}" for n in self.style_layers]
+                + [f"mask.{n}" for n in self.style_layers if masks]
+                + ["region_weights"] * masks + ["style_layer_weights", "content_layer_weights", "loss_weights"])
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -96,8 +100,9 @@ class StepSpec:
         return hashlib.sha256(self.to_json().encode()).hexdigest()[:12]
 
     def describe(self) -> str:
-        return (f"loss-and-gradient step: style {', '.join(self.style_layers) or '-'}; "
-                f"content {', '.join(self.content_layers) or '-'} ({self.features.pooling}-pool, "
+        return (f"loss-and-gradient step{' with masks' if self.masked else ''}: style "
+                f"{', '.join(self.style_layers) or '-'}; content {', '.join(self.content_layers) or '-'} "
+                f"({self.features.pooling}-pool, "
                 f"weights {self.features.weights_sha256[:12]})")
 
 
@@ -114,24 +119,28 @@ def step_feeds(spec, *, image_shape, gram_targets: dict, content_targets: dict, 
     and content features ``(1, h, w, c)`` by layer, per-layer weights by layer, ``loss_weights``
     as (content, style, tv). ``style_masks`` ``(R, h, w)`` in [0, 1] say where each region's
     Grams apply (default: one region, everywhere); ``region_weights`` ``(R,)`` weigh them
-    (default ones); ``content_mask`` ``(h, w)`` weighs the content loss (default ones)."""
+    (default ones); ``content_mask`` ``(h, w)`` weighs the content loss (default ones). Only a
+    ``spec.masked`` graph takes masks, regions and region weights."""
     from .masks import layer_masks
     h, w = image_shape
     grams = {n: np.asarray(gram_targets[n], np.float32) for n in spec.style_layers}
     grams = {n: g.reshape(-1, *g.shape[-2:]) for n, g in grams.items()}
     regions = next(iter(grams.values())).shape[0] if grams else 1
-    masks = np.ones((regions, h, w), np.float32) if style_masks is None else np.asarray(style_masks, np.float32)
-    if masks.shape != (regions, h, w):
-        raise ValueError(f"style masks are {masks.shape}, not ({regions}, {h}, {w}) for {regions} region(s)")
-    kept = np.ones((1, h, w), np.float32) if content_mask is None else np.asarray(content_mask, np.float32)[None]
-    if kept.shape != (1, h, w):
-        raise ValueError(f"the content mask is {kept.shape[1:]}, not ({h}, {w})")
     feeds = {f"content.{n}": np.asarray(content_targets[n], np.float32) for n in spec.content_layers}
-    feeds.update({f"content_mask.{n}": m for n, m in layer_masks(kept, spec.content_layers).items()})
     feeds.update({f"gram.{n}": grams[n] for n in spec.style_layers})
-    feeds.update({f"mask.{n}": m for n, m in layer_masks(masks, spec.style_layers).items()})
-    feeds["region_weights"] = np.asarray(np.ones(regions) if region_weights is None else region_weights,
-                                         np.float32).reshape(regions)
+    if spec.masked:
+        masks = np.ones((regions, h, w), np.float32) if style_masks is None else np.asarray(style_masks, np.float32)
+        if masks.shape != (regions, h, w):
+            raise ValueError(f"style masks are {masks.shape}, not ({regions}, {h}, {w}) for {regions} region(s)")
+        kept = np.ones((1, h, w), np.float32) if content_mask is None else np.asarray(content_mask, np.float32)[None]
+        if kept.shape != (1, h, w):
+            raise ValueError(f"the content mask is {kept.shape[1:]}, not ({h}, {w})")
+        feeds.update({f"content_mask.{n}": m for n, m in layer_masks(kept, spec.content_layers).items()})
+        feeds.update({f"mask.{n}": m for n, m in layer_masks(masks, spec.style_layers).items()})
+        feeds["region_weights"] = np.asarray(np.ones(regions) if region_weights is None else region_weights,
+                                             np.float32).reshape(regions)
+    elif style_masks is not None or content_mask is not None or region_weights is not None or regions != 1:
+        raise ValueError("masks and style regions need the step with masks (a StepSpec with masked=True)")
     feeds["style_layer_weights"] = np.array([style_layers[n] for n in spec.style_layers], np.float32)
     feeds["content_layer_weights"] = np.array([content_layers[n] for n in spec.content_layers], np.float32)
     feeds["loss_weights"] = np.array(loss_weights, np.float32).reshape(len(LOSS_PARTS))

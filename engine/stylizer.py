@@ -86,6 +86,7 @@ class Plan:
     feature_model: Path | None   # the exported feature extractor (targets by ONNX Runtime)
     step_graph: Path | None      # the exported step graph (step by ONNX Runtime)
     tiles: tuple = ()            # tile side of each scale; 0: the whole picture at once
+    masked: bool = False         # the step takes masks (the picture has style or content masks)
 
 
 def _stop_function(stop) -> Callable[[], bool] | None:
@@ -158,20 +159,35 @@ class Stylizer:
 
     # -- planning -------------------------------------------------------------------------
 
-    def plan(self, settings: Settings, content_shape) -> Plan:
+    def plan(self, settings: Settings, content_shape, *, masked: bool = False) -> Plan:
         """Decide the scales and the step engine, and get every exported model the run needs
-        (exporting it now if the store may), before any evaluation."""
+        (exporting it now if the store may), before any evaluation. ``masked``: the run will
+        have style or content masks (they need the step graph that takes them)."""
         spec = FeatureSpec(self.weights.sha256, tuple(settings.style_layers) + tuple(settings.content_layers),
                            settings.pooling)
         schedule = self._shapes(settings, content_shape[:2], min_side(spec.layers))
         feature_model = self.store.feature_model(spec) if settings.targets == "ort" else None
+        step_spec = self._step_spec(settings, spec, masked)
         engine = settings.step_engine
         if engine == "auto":
-            engine = "ort" if self._runs_on_cuda(feature_model, spec) and settings.pooling == "avg" else "tf"
-        step_graph = self.store.step_graph(self._step_spec(settings, spec)) if engine == "ort" else None
+            engine = self._auto_engine(settings, step_spec, feature_model)
+        step_graph = self.store.step_graph(step_spec) if engine == "ort" else None
         shapes = tuple(s for s, _ in schedule)
         return Plan(settings, shapes, tuple(n for _, n in schedule), engine, spec, feature_model, step_graph,
-                    self._tiles(settings, engine, shapes))
+                    self._tiles(settings, engine, shapes), masked)
+
+    def _auto_engine(self, settings: Settings, step_spec: StepSpec, feature_model) -> str:
+        """The ONNX step wherever it can run: on CUDA, and on a CPU too (it is faster than the
+        TensorFlow step on every CPU kind measured, and takes about half its memory) when its
+        graph is in the store or can be exported here; TensorFlow where it cannot (max pooling,
+        or a store without the graph that may not export)."""
+        if settings.pooling != "avg":
+            return "tf"
+        if self._runs_on_cuda(feature_model, step_spec.features) or self.store.has_step_graph(step_spec):
+            return "ort"
+        if self.store.can_export() or not _importable("tensorflow"):
+            return "ort"   # exported once now; or, with no TensorFlow either, the store's one-line reason
+        return "tf"
 
     def _tiles(self, settings: Settings, engine: str, shapes) -> tuple:
         """The tile side of each scale (0: the whole picture at once) within the memory limit;
@@ -219,8 +235,8 @@ class Stylizer:
         return list(schedule.items())
 
     @staticmethod
-    def _step_spec(settings: Settings, spec: FeatureSpec) -> StepSpec:
-        return StepSpec(spec, tuple(settings.style_layers), tuple(settings.content_layers))
+    def _step_spec(settings: Settings, spec: FeatureSpec, masked: bool = False) -> StepSpec:
+        return StepSpec(spec, tuple(settings.style_layers), tuple(settings.content_layers), masked=masked)
 
     def _runs_on_cuda(self, feature_model, spec) -> bool:
         """Whether ONNX Runtime really runs on CUDA here: a session that started on it says so."""
@@ -247,7 +263,7 @@ class Stylizer:
     def step(self, plan: Plan):
         """The value-and-gradient function (``OrtStep`` or ``TfStep``) that runs ``plan``: held, shared by runs."""
         s = plan.settings
-        key = (plan.step_engine, self._step_spec(s, plan.feature_spec), s.jit, s.winograd)
+        key = (plan.step_engine, self._step_spec(s, plan.feature_spec, plan.masked), s.jit, s.winograd)
         if key not in self._steps:
             if plan.step_engine == "ort":
                 from .ort.step import OrtStep
@@ -312,9 +328,12 @@ class Stylizer:
             if init_image is None:
                 raise SettingsError("init", "is 'image' but no init image was given")
             init_image = _check_image(init_image, "the init image")
-        plan = plan or self.plan(settings, content.shape)
+        masked = bool(masks) or content_mask is not None
+        plan = plan or self.plan(settings, content.shape, masked=masked)
         if plan.settings != settings:
             raise ValueError("the plan was made for other settings")
+        if masked and not plan.masked:
+            raise ValueError("the plan was made for a picture without masks: plan(..., masked=True)")
         blend = settings.blend(len(styles))
         masks = self._check_masks(masks, content_mask, len(styles))
         original = content
@@ -441,6 +460,14 @@ class Stylizer:
         if settings.init == "noise":
             return np.random.default_rng(settings.seed).random((1, *shape, 3), dtype=np.float32)
         return as_float(resize_exact(init_image, shape))[None]
+
+
+def _importable(module: str) -> bool:
+    import importlib.util
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):   # an import hook that refuses it, a broken installation
+        return False
 
 
 def _resized_pairs(pairs, shape):

@@ -73,14 +73,18 @@ def step_function(spec: StepSpec, weights, dtype=tf.float32, fixed_shape=None):
     def layer_map(n, first=1, depth=None):
         return tf.TensorSpec((first, *maps.get(n, (None, None)), depth or channels(n)), dtype)
 
-    signature = ([tf.TensorSpec((1, h, w, 3), dtype)]
-                 + [layer_map(n) for n in spec.content_layers] + [layer_map(n, depth=1) for n in spec.content_layers]
-                 + [tf.TensorSpec((None, channels(n), channels(n)), dtype) for n in spec.style_layers]
-                 + [layer_map(n, None, 1) for n in spec.style_layers]
-                 + [tf.TensorSpec((None,), dtype), tf.TensorSpec((len(spec.style_layers),), dtype),
-                    tf.TensorSpec((len(spec.content_layers),), dtype), tf.TensorSpec((len(LOSS_PARTS),), dtype)])
+    def input_spec(name):
+        kind, _, n = name.partition(".")
+        return {"image": lambda: tf.TensorSpec((1, h, w, 3), dtype), "content": lambda: layer_map(n),
+                "content_mask": lambda: layer_map(n, depth=1),
+                "gram": lambda: tf.TensorSpec((None if spec.masked else 1, channels(n), channels(n)), dtype),
+                "mask": lambda: layer_map(n, None, 1), "region_weights": lambda: tf.TensorSpec((None,), dtype),
+                "style_layer_weights": lambda: tf.TensorSpec((len(spec.style_layers),), dtype),
+                "content_layer_weights": lambda: tf.TensorSpec((len(spec.content_layers),), dtype),
+                "loss_weights": lambda: tf.TensorSpec((len(LOSS_PARTS),), dtype)}[kind]()
+
     names = spec.input_names()
-    signature = [tf.TensorSpec(s.shape, s.dtype, name=n) for s, n in zip(signature, names)]
+    signature = [tf.TensorSpec(input_spec(n).shape, dtype, name=n) for n in names]
 
     @tf.function(input_signature=signature)
     def step(*inputs):
@@ -96,19 +100,19 @@ def step_function(spec: StepSpec, weights, dtype=tf.float32, fixed_shape=None):
 def _check_feeds(spec: StepSpec, trunk, shape, seed: int = 0) -> dict[str, np.ndarray]:
     """Realistic inputs at ``shape``: the bundled photograph with noise as the image, its own
     features as the content targets, the Grams of noise as the style targets, uneven weights.
-    Seed 0 has one region of ones (a picture without masks); the others two soft style regions
-    and a content mask, so that the masked loss is checked too."""
+    For a graph with masks, seed 0 has one region of ones (a picture without masks); the others
+    two soft style regions and a content mask, so that the masked loss is checked too."""
     rng = np.random.default_rng(seed)
     photo = bundled_photo(shape)[None]
     image = np.clip(photo + rng.normal(0, 0.1, photo.shape), 0, 1).astype(np.float32)
     content_f = trunk(preprocess(tf.constant(photo)))
-    regions = 1 if seed == 0 else 2
+    regions = 1 if seed == 0 or not spec.masked else 2
     grams = {}
     for _ in range(regions):
         style_f = trunk(preprocess(tf.constant(rng.random(photo.shape, dtype=np.float32))))
         for n in spec.style_layers:
             grams.setdefault(n, []).append(gram_matrix(style_f[n]).numpy()[0])
-    masked = {} if seed == 0 else {
+    masked = {} if regions == 1 else {
         "style_masks": np.stack([ramp := np.linspace(0, 1, shape[1], dtype=np.float32)[None].repeat(shape[0], 0),
                                  1 - ramp]),
         "content_mask": rng.random(shape, dtype=np.float32), "region_weights": (0.7, 1.3)}
@@ -124,9 +128,10 @@ def _label(model: onnx.ModelProto, spec: StepSpec, extra: dict) -> None:
     label(model, {
         METADATA_STEP: spec.to_json(), "nst.weights_sha256": spec.features.weights_sha256,
         "nst.inputs": f"image: float32 (1, H, W, 3) RGB in [0, 1], H and W at least {spec.min_side}; "
-                      "content.<layer> (1, h, w, c); content_mask.<layer> (1, h, w, 1); gram.<layer> (R, c, c); "
-                      "mask.<layer> (R, h, w, 1) for R style regions; region_weights (R,); style_layer_weights; "
-                      "content_layer_weights; loss_weights (content, style, tv)",
+                      + ("content.<layer> (1, h, w, c); content_mask.<layer> (1, h, w, 1); gram.<layer> (R, c, c); "
+                         "mask.<layer> (R, h, w, 1) for R style regions; region_weights (R,); "
+                         if spec.masked else "content.<layer> (1, h, w, c); gram.<layer> (1, c, c); ")
+                      + "style_layer_weights; content_layer_weights; loss_weights (content, style, tv)",
         "nst.outputs": "loss, content, style, tv: float32 scalars; grad: d loss / d image, (1, H, W, 3)",
         **extra}, f"VGG19 style-transfer {spec.describe()}, any image size")
 

@@ -268,7 +268,7 @@ class Studio:
             from engine.images import bundled, load_image
             picture = load_image(bundled("content")[0])[:64, :64]
             try:
-                stylizer.run(picture, [picture], Settings(size=64, scales=1, iterations=1, step_engine="ort"))
+                stylizer.run(picture, [picture], Settings(size=64, scales=1, iterations=1))
             except Exception as exc:   # jobs may still run (another engine, or the error again, per job)
                 log.warning("warming the engine failed: %s", _one_line(exc))
         return stylizer

@@ -16,30 +16,42 @@ from ..spec import step_feeds
 
 
 def objective_parts(trunk, image, *, grams: dict, contents: dict, style_layers: dict, content_layers: dict,
-                    loss_weights, style_masks: dict, content_masks: dict, region_weights):
+                    loss_weights, style_masks: dict | None = None, content_masks: dict | None = None,
+                    region_weights=None):
     """``J = content_weight * Σ w_l J_content,l + style_weight * Σ w_l J_style,l + tv_weight * J_var``.
 
     The one definition of the objective: ``TfStep`` calls it with bound targets, the exported
     ONNX step (``exporter.step``) with graph inputs. ``grams`` ``(R, c, c)``, ``contents``, the
     masks (``engine.masks.layer_masks``) and the per-layer weights are keyed by layer name;
     ``region_weights`` ``(R,)`` weigh the style regions; ``loss_weights`` is (content, style, tv).
-    With one region of ones, the seed's layers, even style weights and (1e4, 1, 10) this is
-    exactly ``NST.total_cost``. Returns ``(total, j_content, j_style, j_var)``.
+    Without masks (None) the loss is the unmasked one, the same number as one region of ones
+    computed without the masks' passes over every feature map. With the seed's layers, even
+    style weights and (1e4, 1, 10) this is exactly ``NST.total_cost``. Returns ``(total,
+    j_content, j_style, j_var)``.
     """
     features = trunk(preprocess(image))
     zero = tf.constant(0.0, image.dtype)
-    j_style = (tf.add_n([style_layers[n] * losses.masked_layer_style_cost(features[n], style_masks[n], grams[n],
-                                                                          region_weights)
-                         for n in style_layers]) if style_layers else zero)
-    j_content = (tf.add_n([content_layers[n] * losses.masked_content_cost(features[n], contents[n], content_masks[n])
-                           for n in content_layers]) if content_layers else zero)
+
+    def style(n):
+        if style_masks is None:
+            return losses.layer_style_cost(features[n], grams[n])
+        return losses.masked_layer_style_cost(features[n], style_masks[n], grams[n], region_weights)
+
+    def content(n):
+        if content_masks is None:
+            return losses.content_cost(features[n], contents[n])
+        return losses.masked_content_cost(features[n], contents[n], content_masks[n])
+
+    j_style = tf.add_n([style_layers[n] * style(n) for n in style_layers]) if style_layers else zero
+    j_content = tf.add_n([content_layers[n] * content(n) for n in content_layers]) if content_layers else zero
     j_var = losses.variational_cost(image)
     total = loss_weights[0] * j_content + loss_weights[1] * j_style + loss_weights[2] * j_var
     return total, j_content, j_style, j_var
 
 
-def value_and_gradient(trunk, image, *, grams: dict, contents: dict, style_masks: dict, content_masks: dict,
-                       region_weights, style_layers, content_layers, style_weights, content_weights, loss_weights):
+def value_and_gradient(trunk, image, *, grams: dict, contents: dict, style_masks: dict | None,
+                       content_masks: dict | None, region_weights, style_layers, content_layers, style_weights,
+                       content_weights, loss_weights):
     """``(total, d total / d image, j_content, j_style, j_var)``, the per-layer weights given as
     tensors in the order of ``style_layers`` and ``content_layers``: how both step engines take
     them (``TfStep`` as inputs of its compiled function, the exporter as graph inputs)."""
@@ -56,13 +68,15 @@ def value_and_gradient(trunk, image, *, grams: dict, contents: dict, style_masks
 
 def step_from_feeds(trunk, image, feeds: dict, style_layers, content_layers):
     """``value_and_gradient`` with its targets and weights as ``step_feeds`` names them: how the
-    TensorFlow step calls it, and what the exporter traces into the step graph."""
+    TensorFlow step calls it, and what the exporter traces into the step graph. Feeds without
+    ``region_weights`` are those of a step without masks."""
+    masked = "region_weights" in feeds
     return value_and_gradient(
         trunk, image, grams={n: feeds[f"gram.{n}"] for n in style_layers},
         contents={n: feeds[f"content.{n}"] for n in content_layers},
-        style_masks={n: feeds[f"mask.{n}"] for n in style_layers},
-        content_masks={n: feeds[f"content_mask.{n}"] for n in content_layers},
-        region_weights=feeds["region_weights"], style_layers=style_layers, content_layers=content_layers,
+        style_masks={n: feeds[f"mask.{n}"] for n in style_layers} if masked else None,
+        content_masks={n: feeds[f"content_mask.{n}"] for n in content_layers} if masked else None,
+        region_weights=feeds.get("region_weights"), style_layers=style_layers, content_layers=content_layers,
         style_weights=feeds["style_layer_weights"], content_weights=feeds["content_layer_weights"],
         loss_weights=feeds["loss_weights"])
 
@@ -93,7 +107,8 @@ class TfStep:
         if (set(targets["style_layers"]) != set(self.style_layers)
                 or set(targets["content_layers"]) != set(self.content_layers)):
             raise ValueError("the targets' layers differ from this step's")
-        spec = SimpleNamespace(style_layers=self.style_layers, content_layers=self.content_layers)
+        masked = any(targets.get(k) is not None for k in ("style_masks", "content_mask", "region_weights"))
+        spec = SimpleNamespace(style_layers=self.style_layers, content_layers=self.content_layers, masked=masked)
         self._bound = {name: tf.constant(value, self.dtype) for name, value in step_feeds(spec, **targets).items()}
 
     def describe(self) -> str:
