@@ -156,6 +156,9 @@ class ArtifactStore:
         if not self.exports:
             raise MissingArtifact(f"no exported {what} for these settings in {self.root} ({reason}), and this "
                                   f"engine may not export; {HOW_TO_PREPARE}")
+        if not self.can_export():   # said at once, not after announcing an export that cannot start
+            raise MissingArtifact(f"no exported {what} for these settings in {self.root}, and exporting it needs "
+                                  f"TensorFlow and tf2onnx, not installed here; {HOW_TO_PREPARE}")
         with export_lock(path):
             if mismatch() is not None:  # else another process exported it while this one waited
                 self._export(command + ["--output", str(path)], what)
