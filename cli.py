@@ -137,7 +137,8 @@ def _settings(args):
         preserve_colors=args.preserve_colors, style_colors=args.style_colors,
         scale_iterations=_int_list(args.scale_iterations, "--scale-iterations") if args.scale_iterations else (),
         memory_limit=args.memory_limit, tile=args.tile, targets=args.targets, step_engine=args.step_engine,
-        jit=not args.no_xla, winograd=not args.no_winograd)
+        jit=not args.no_xla, winograd=not args.no_winograd, style_loss=args.style_loss, precision=args.precision,
+        scale_stop=args.scale_stop)
 
 
 class _CtrlC:
@@ -432,6 +433,16 @@ def add_settings_options(p) -> None:
                         "ort (the step exported to ONNX once, any image size, run by ONNX Runtime; --pooling avg "
                         "only), or auto: ort wherever it can run (its graph cached, or TensorFlow here to export "
                         "it once), tf otherwise")
+    p.add_argument("--style-loss", choices=("gram", "w2", "sliced"), default=DEFAULTS.style_loss,
+                   help="how the picture's features are compared with the style's: gram (Gram matrices, Gatys et "
+                        "al.), w2 (each layer's mean and covariance, Gaussian Wasserstein-2) or sliced (sliced "
+                        "Wasserstein: sorted random projections); w2 and sliced without masks or tiles")
+    p.add_argument("--scale-stop", type=float, default=DEFAULTS.scale_stop, metavar="FRACTION",
+                   help="end a coarse scale once its loss fell by less than FRACTION over its last 10 evaluations, "
+                        "and give the evaluations it saved to the last scale (0: every scale runs its count)")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default=DEFAULTS.precision,
+                   help="bf16: the TensorFlow step's convolutions in bfloat16, on a CPU with AVX512_BF16 or AMX "
+                        "(AMD Zen 4 on, recent Xeons); refused on others, where it would be slower")
     p.add_argument("--no-xla", action="store_true", help="do not XLA-compile the TensorFlow gradient step")
     p.add_argument("--no-winograd", action="store_true",
                    help="--step-engine ort on the CPU: run the step graph's convolutions as exported instead of "
@@ -569,7 +580,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--iterations", type=int, default=300, help="--stylize: the seed loop's iterations")
     p.add_argument("--fast-iterations", type=int, metavar="N",
                    help="--stylize: the stylize loop's evaluations at each of 3 scales (default: a third of --iterations)")
-    p.add_argument("--step-engines", metavar="tf,ort", help="--stylize: which step engines to run (default: tf,ort)")
+    p.add_argument("--step-engines", metavar="auto,tf",
+                   help="--stylize: which step engines to run: auto (the default engine: on a CPU the ONNX step), "
+                        "tf, ort, tf-bf16 (default: auto,tf)")
     p.add_argument("--fixed-size", action="store_true",
                    help="--steps: also time a step graph exported for the one size (as earlier versions cached "
                         "them) against the graph of any size")

@@ -33,11 +33,14 @@ def seed_run(iterations: int, images: str) -> dict:
 
 
 def fast_settings(iterations: int, step_engine: str):
-    """The stylize loop at its default budget shape (3 scales, 256 -> 512) on the seed's objective."""
+    """The stylize loop at its default budget shape (3 scales, 256 -> 512) on the seed's objective.
+    ``step_engine``: auto | tf | ort, or tf-bf16 (the TensorFlow step in bfloat16)."""
     from engine.settings import Settings
     content_weight, style_weight, tv_weight = SEED_LOSS_WEIGHTS
-    return Settings(size=512, iterations=iterations, scales=3, min_size=256, step_engine=step_engine,
-                    content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight)
+    engine, _, precision = step_engine.partition("-")
+    return Settings(size=512, iterations=iterations, scales=3, min_size=256, step_engine=engine,
+                    precision=precision or "fp32", content_weight=content_weight, style_weight=style_weight,
+                    tv_weight=tv_weight)
 
 
 def fast_run(iterations: int, target_cost: float | None, step_engine: str, images: str, output: str) -> dict:
@@ -87,7 +90,7 @@ def stylize_bench(args) -> dict:
     from engine.store import ArtifactStore
     from models.keras_vgg19 import tf
     from models.weights import load_weights
-    engines = [e for e in (args.step_engines or "tf,ort").split(",") if e]
+    engines = [e for e in (args.step_engines or "auto,tf").split(",") if e]
     machine = cpu()
     print(describe_cpu(machine), flush=True)
     content, style = (load_image(examples_dir() / p) for p in (DEFAULT_CONTENT, DEFAULT_STYLE))
@@ -95,7 +98,7 @@ def stylize_bench(args) -> dict:
     content, style = (to_uint8(NST.scale_image(x).numpy()[0]) for x in (content, style))
     evaluations = args.fast_iterations or max(10, args.iterations // 3)
     weights = load_weights(args.weights)
-    if "ort" in engines:  # exported beforehand, so that the timed child never needs TensorFlow
+    if {"ort", "auto"} & set(engines):  # exported beforehand, so that the timed child never needs TensorFlow
         settings = fast_settings(evaluations, "ort")
         spec = FeatureSpec(weights.sha256, tuple(settings.style_layers) + tuple(settings.content_layers))
         store = ArtifactStore()
@@ -119,7 +122,8 @@ def stylize_bench(args) -> dict:
             fast["time_to_seed_cost_fraction"] = (fast["time_to_target"] / seed["seconds"]
                                                   if fast["time_to_target"] else None)
             runs[engine] = fast
-            print(f"stylize --step-engine {engine} (L-BFGS, 3 scales 256->512, {evaluations} evaluations each): "
+            print(f"stylize --step-engine {engine} [{fast['step']}] (L-BFGS, 3 scales 256->512, {evaluations} "
+                  f"evaluations each): "
                   f"{fast['per_step']:.3f} s/step at 512 px = {fast['step_speedup']:.2f}x the seed's; of it the step "
                   f"{fast['step_alone']:.3f} s and the loop {fast['overhead'] * 1e3:.0f} ms "
                   f"({fast['overhead_fraction']:.1%} of the step); first evaluation started after "

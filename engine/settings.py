@@ -20,6 +20,8 @@ INITS = ("content", "noise", "image")
 TARGET_BACKENDS = ("ort", "tf")
 STEP_ENGINES = ("auto", "tf", "ort")
 COLOR_MODES = ("none", "luminance", "histogram")
+STYLE_LOSSES = ("gram", "w2", "sliced")
+PRECISIONS = ("fp32", "bf16")
 
 
 class SettingsError(ValueError):
@@ -121,6 +123,11 @@ class Settings:
     tile: int = 0                   # px: scales larger than this run in tiles of it (0: only as memory needs)
     jit: bool = True                # XLA-compile the TensorFlow step
     winograd: bool = True           # ORT step on the CPU: Winograd F(4x4, 3x3) from block 3 on
+    style_loss: str = "gram"        # gram (Gatys) | w2 (Gaussian Wasserstein-2) | sliced (sliced Wasserstein)
+    scale_stop: float = 0.0         # a coarse scale ends once its loss fell less than this fraction over its
+                                    # last 10 evaluations; what it saves goes to the last scale (0: fixed counts)
+    precision: str = "fp32"         # fp32 | bf16: the TensorFlow step's convolutions in bfloat16 (CPUs with
+                                    # AVX512_BF16 or AMX)
 
     def __post_init__(self):
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
@@ -146,7 +153,7 @@ class Settings:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise SettingsError(name, f"must be a whole number, not {value!r}")
-        for name in ("learning_rate", "content_weight", "style_weight", "tv_weight", "style_scale"):
+        for name in ("learning_rate", "content_weight", "style_weight", "tv_weight", "style_scale", "scale_stop"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise SettingsError(name, f"must be a number, not {value!r}")
@@ -165,10 +172,11 @@ class Settings:
             raise SettingsError("iterations", f"must be at least 1, not {self.iterations}")
         for name, allowed in (("optimizer", OPTIMIZERS), ("pooling", POOLINGS), ("init", INITS),
                               ("targets", TARGET_BACKENDS), ("step_engine", STEP_ENGINES),
-                              ("preserve_colors", COLOR_MODES)):
+                              ("preserve_colors", COLOR_MODES), ("style_loss", STYLE_LOSSES),
+                              ("precision", PRECISIONS)):
             if getattr(self, name) not in allowed:
                 raise SettingsError(name, f"must be {' or '.join(allowed)}, not {getattr(self, name)!r}")
-        for name in ("content_weight", "style_weight", "tv_weight"):
+        for name in ("content_weight", "style_weight", "tv_weight", "scale_stop"):
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0:
                 raise SettingsError(name, f"must be a non-negative number, not {value}")
@@ -198,6 +206,9 @@ class Settings:
             raise SettingsError("style_colors", "and preserve_colors pull the colours opposite ways: choose one")
         if self.step_engine == "ort" and self.pooling != "avg":
             raise SettingsError("step_engine", "ort supports average pooling only (pooling avg)")
+        if self.step_engine == "ort" and self.precision != "fp32":
+            raise SettingsError("step_engine", "ort computes in float32 only on a CPU (precision bf16 is the "
+                                               "TensorFlow step's)")
 
     def check_styles(self, count: int) -> None:
         """What depends on the number of style images: a blend weight for each."""

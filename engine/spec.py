@@ -65,6 +65,7 @@ class StepSpec:
     style_layers: tuple[str, ...]
     content_layers: tuple[str, ...]
     masked: bool = False
+    style_loss: str = "gram"     # gram | w2 | sliced (engine.style_targets)
     version: int = STEP_VERSION
 
     def __post_init__(self):
@@ -72,6 +73,10 @@ class StepSpec:
         object.__setattr__(self, "content_layers", tuple(self.content_layers))
         if set(self.style_layers) | set(self.content_layers) != set(self.features.layers):
             raise ValueError("a step's style and content layers must be exactly its features' layers")
+        if self.style_loss not in STYLE_INPUTS:
+            raise ValueError(f"style_loss must be one of {', '.join(STYLE_INPUTS)}, not {self.style_loss!r}")
+        if self.masked and self.style_loss != "gram":
+            raise ValueError("masks work with the Gram style loss only")
 
     @property
     def min_side(self) -> int:
@@ -81,7 +86,8 @@ class StepSpec:
         """The graph's inputs, in order: the image, then what ``step_feeds`` makes of the targets."""
         masks = self.masked
         return (["image"] + [f"content.{n}" for n in self.content_layers]
-                + [f"content_mask.{n}" for n in self.content_layers if masks] + [f"gram.{n}" for n in self.style_layers]
+                + [f"content_mask.{n}" for n in self.content_layers if masks]
+                + [f"{kind}.{n}" for n in self.style_layers for kind in STYLE_INPUTS[self.style_loss]]
                 + [f"mask.{n}" for n in self.style_layers if masks]
                 + ["region_weights"] * masks + ["style_layer_weights", "content_layer_weights", "loss_weights"])
 
@@ -100,11 +106,15 @@ class StepSpec:
         return hashlib.sha256(self.to_json().encode()).hexdigest()[:12]
 
     def describe(self) -> str:
-        return (f"loss-and-gradient step{' with masks' if self.masked else ''}: style "
+        loss = "" if self.style_loss == "gram" else f" ({self.style_loss} style loss)"
+        return (f"loss-and-gradient step{' with masks' if self.masked else ''}{loss}: style "
                 f"{', '.join(self.style_layers) or '-'}; content {', '.join(self.content_layers) or '-'} "
                 f"({self.features.pooling}-pool, "
                 f"weights {self.features.weights_sha256[:12]})")
 
+
+# the inputs each style loss takes per style layer (engine.style_targets makes them)
+STYLE_INPUTS = {"gram": ("gram",), "w2": ("mean", "cov_sqrt"), "sliced": ("projection", "sorted")}
 
 # The step graph's outputs, in order; ``loss_weights`` holds (content, style, tv) in this order.
 STEP_OUTPUTS = ("loss", "content", "style", "tv", "grad")
@@ -120,14 +130,24 @@ def step_feeds(spec, *, image_shape, gram_targets: dict, content_targets: dict, 
     as (content, style, tv). ``style_masks`` ``(R, h, w)`` in [0, 1] say where each region's
     Grams apply (default: one region, everywhere); ``region_weights`` ``(R,)`` weigh them
     (default ones); ``content_mask`` ``(h, w)`` weighs the content loss (default ones). Only a
-    ``spec.masked`` graph takes masks, regions and region weights."""
+    ``spec.masked`` graph takes masks, regions and region weights. For the ``w2`` and ``sliced``
+    style losses, ``gram_targets`` holds ``engine.style_targets.blend_statistics``' dicts."""
     from .masks import layer_masks
     h, w = image_shape
-    grams = {n: np.asarray(gram_targets[n], np.float32) for n in spec.style_layers}
-    grams = {n: g.reshape(-1, *g.shape[-2:]) for n, g in grams.items()}
-    regions = next(iter(grams.values())).shape[0] if grams else 1
+    kind = getattr(spec, "style_loss", "gram")
+    style_weights = {n: style_layers[n] for n in spec.style_layers}
     feeds = {f"content.{n}": np.asarray(content_targets[n], np.float32) for n in spec.content_layers}
-    feeds.update({f"gram.{n}": grams[n] for n in spec.style_layers})
+    regions = 1
+    if kind == "gram":
+        grams = {n: np.asarray(gram_targets[n], np.float32) for n in spec.style_layers}
+        grams = {n: g.reshape(-1, *g.shape[-2:]) for n, g in grams.items()}
+        regions = next(iter(grams.values())).shape[0] if grams else 1
+        feeds.update({f"gram.{n}": grams[n] for n in spec.style_layers})
+    else:   # each layer's weight carries its scale (a blank picture costs what the Gram loss says)
+        for n in spec.style_layers:
+            target = gram_targets[n]
+            feeds.update({f"{name}.{n}": np.asarray(target[name], np.float32) for name in STYLE_INPUTS[kind]})
+            style_weights[n] *= target["scale"]
     if spec.masked:
         masks = np.ones((regions, h, w), np.float32) if style_masks is None else np.asarray(style_masks, np.float32)
         if masks.shape != (regions, h, w):
@@ -141,7 +161,7 @@ def step_feeds(spec, *, image_shape, gram_targets: dict, content_targets: dict, 
                                              np.float32).reshape(regions)
     elif style_masks is not None or content_mask is not None or region_weights is not None or regions != 1:
         raise ValueError("masks and style regions need the step with masks (a StepSpec with masked=True)")
-    feeds["style_layer_weights"] = np.array([style_layers[n] for n in spec.style_layers], np.float32)
+    feeds["style_layer_weights"] = np.array([style_weights[n] for n in spec.style_layers], np.float32)
     feeds["content_layer_weights"] = np.array([content_layers[n] for n in spec.content_layers], np.float32)
     feeds["loss_weights"] = np.array(loss_weights, np.float32).reshape(len(LOSS_PARTS))
     return {name: np.ascontiguousarray(value) for name, value in feeds.items()}

@@ -31,11 +31,13 @@ from .images import (as_float, preserve_colors, resize_exact, resize_field, resi
 from .masks import mask_from_image
 from .memory import release_memory
 from .optimize import adam, lbfgs
+from .schedule import Plateau
 from .ort.backend import cuda_unavailable_reason
 from .settings import DEFAULTS, Settings, SettingsError
 from .spec import FeatureSpec, StepSpec
 from .store import ArtifactStore
-from .targets import blend_grams, style_grams
+from .style_targets import blend_statistics, style_statistics
+from .targets import style_grams
 from .tiles import TiledStep, tiled_grams
 
 
@@ -151,7 +153,7 @@ class Stylizer:
         self.store = store or ArtifactStore(log=self.log)
         self._features: dict = {}     # (backend, FeatureSpec) -> OrtFeatures | TfFeatures
         self._steps: dict = {}        # (engine, StepSpec, jit, winograd) -> OrtStep | TfStep
-        self._trunks: dict = {}       # FeatureSpec -> Keras trunk
+        self._trunks: dict = {}       # (FeatureSpec, precision) -> Keras trunk
         self._grams: OrderedDict = OrderedDict()   # style image and size -> its Grams (least recent first)
         self._running = threading.Lock()
         if threads:
@@ -167,6 +169,13 @@ class Stylizer:
                            settings.pooling)
         schedule = self._shapes(settings, content_shape[:2], min_side(spec.layers))
         feature_model = self.store.feature_model(spec) if settings.targets == "ort" else None
+        if settings.precision == "bf16":
+            from .cpu import has_bf16
+            if not has_bf16():
+                raise SettingsError("precision", "bf16 needs a CPU with bfloat16 instructions (AVX512_BF16 or AMX); "
+                                                 "this one has neither, where bfloat16 is slower than fp32")
+        if masked and settings.style_loss != "gram":
+            raise SettingsError("style_loss", f"{settings.style_loss} works without masks; masks need the gram style loss")
         step_spec = self._step_spec(settings, spec, masked)
         engine = settings.step_engine
         if engine == "auto":
@@ -181,7 +190,7 @@ class Stylizer:
         TensorFlow step on every CPU kind measured, and takes about half its memory) when its
         graph is in the store or can be exported here; TensorFlow where it cannot (max pooling,
         or a store without the graph that may not export)."""
-        if settings.pooling != "avg":
+        if settings.pooling != "avg" or settings.precision != "fp32":
             return "tf"
         if self._runs_on_cuda(feature_model, step_spec.features) or self.store.has_step_graph(step_spec):
             return "ort"
@@ -196,7 +205,10 @@ class Stylizer:
         from .tiles import MIN_TILE, choose_tile, fits, tiled_estimate_mb
         limit = settings.memory_limit or 0.75 * available_mb()
         if settings.tile:   # asked for: the scales larger than the tile run in tiles of it
-            return tuple(settings.tile if max(h, w) > settings.tile else 0 for h, w in shapes)
+            tiles = tuple(settings.tile if max(h, w) > settings.tile else 0 for h, w in shapes)
+            if any(tiles) and settings.style_loss != "gram":
+                raise SettingsError("style_loss", f"{settings.style_loss} works on whole pictures, not in tiles")
+            return tiles
         tiles = tuple(choose_tile(engine, h, w, limit) for h, w in shapes)
         if None in tiles:
             h, w = shapes[-1]
@@ -207,6 +219,9 @@ class Stylizer:
             raise SettingsError("size", f"{settings.size} needs about {tiled_estimate_mb(engine, h, w, MIN_TILE):.0f} MB "
                                         f"even in tiles, over the memory limit of {limit:.0f} MB; "
                                         + (f"--size {size} fits" if size > 16 else "no size fits"))
+        if any(tiles) and settings.style_loss != "gram":
+            raise SettingsError("style_loss", f"{settings.style_loss} works on whole pictures, and this one needs "
+                                              f"tiles within {limit:.0f} MB; use the gram style loss or a smaller size")
         for (h, w), tile in zip(shapes, tiles):
             if tile:
                 self.log(f"{w}x{h}: over the {limit:.0f} MB memory limit at once; in tiles of {tile} px, with Adam")
@@ -236,7 +251,8 @@ class Stylizer:
 
     @staticmethod
     def _step_spec(settings: Settings, spec: FeatureSpec, masked: bool = False) -> StepSpec:
-        return StepSpec(spec, tuple(settings.style_layers), tuple(settings.content_layers), masked=masked)
+        return StepSpec(spec, tuple(settings.style_layers), tuple(settings.content_layers), masked=masked,
+                        style_loss=settings.style_loss)
 
     def _runs_on_cuda(self, feature_model, spec) -> bool:
         """Whether ONNX Runtime really runs on CUDA here: a session that started on it says so."""
@@ -263,7 +279,7 @@ class Stylizer:
     def step(self, plan: Plan):
         """The value-and-gradient function (``OrtStep`` or ``TfStep``) that runs ``plan``: held, shared by runs."""
         s = plan.settings
-        key = (plan.step_engine, self._step_spec(s, plan.feature_spec, plan.masked), s.jit, s.winograd)
+        key = (plan.step_engine, self._step_spec(s, plan.feature_spec, plan.masked), s.jit, s.winograd, s.precision)
         if key not in self._steps:
             if plan.step_engine == "ort":
                 from .ort.step import OrtStep
@@ -272,11 +288,15 @@ class Stylizer:
                 release_memory()  # what loading and rewriting the graph took and freed
             else:
                 from .tf.objective import TfStep
-                if plan.feature_spec not in self._trunks:
+                trunk = (plan.feature_spec, s.precision)
+                if trunk not in self._trunks:
                     from models.keras_vgg19 import build_trunk
-                    self._trunks[plan.feature_spec] = build_trunk(self.weights, plan.feature_spec.layers, s.pooling)
-                self._steps[key] = TfStep(self._trunks[plan.feature_spec], style_layers=s.style_layers,
-                                          content_layers=s.content_layers, jit=s.jit)
+                    self._trunks[trunk] = build_trunk(self.weights, plan.feature_spec.layers, s.pooling,
+                                                      dtype="float32" if s.precision == "fp32" else "mixed_bfloat16")
+                # XLA's CPU code has no bfloat16 kernels of its own: oneDNN's are what make bf16 fast
+                self._steps[key] = TfStep(self._trunks[trunk], style_layers=s.style_layers,
+                                          content_layers=s.content_layers, jit=s.jit and s.precision == "fp32",
+                                          style_loss=s.style_loss)
         return self._steps[key]
 
     def _limit_tensorflow_threads(self) -> None:
@@ -335,7 +355,7 @@ class Stylizer:
         if masked and not plan.masked:
             raise ValueError("the plan was made for a picture without masks: plan(..., masked=True)")
         blend = settings.blend(len(styles))
-        masks = self._check_masks(masks, content_mask, len(styles))
+        masks = self._check_masks(masks, content_mask, len(styles), settings.style_loss)
         original = content
         if settings.preserve_colors == "histogram":
             styles = [match_colors(s, *color_statistics(content)) for s in styles]
@@ -349,7 +369,8 @@ class Stylizer:
             content_s = as_float(resize_exact(content, shape))
             style_size = max(16, round(max(shape) * settings.style_scale))
             tile = plan.tiles[len(scales)] if plan.tiles else 0
-            grams = [self._style_grams(features, settings, plan, style, style_size, tile) for style in styles]
+            grams = [self._style_grams(features, settings, plan, style, style_size, tile, shape, len(scales))
+                     for style in styles]
             if tile:   # content targets tile by tile, as the loop goes
                 bound = {"image_shape": shape, "content_image": content_s}
             else:
@@ -360,7 +381,7 @@ class Stylizer:
                              style_masks=np.stack([mask_from_image(m, shape) for m in masks]),
                              region_weights=np.asarray(blend) * len(styles))
             else:
-                bound["gram_targets"] = blend_grams(grams, blend, settings.style_layers)
+                bound["gram_targets"] = blend_statistics(settings.style_loss, grams, blend, settings.style_layers)
             if content_mask is not None:
                 bound["content_mask"] = mask_from_image(content_mask, shape)
             scales.append((shape, content_s, bound))
@@ -373,8 +394,12 @@ class Stylizer:
 
         whole = self.step(plan)
         loss_weights = (settings.content_weight, settings.style_weight, settings.tv_weight)
-        image, best, evaluations, adam_state, carried = None, None, 0, None, None
+        image, best, evaluations, adam_state, carried, saved = None, None, 0, None, None, 0
         for index, (shape, content_s, bound) in enumerate(scales):
+            last = index == len(scales) - 1
+            # with scale_stop, a coarse scale ends where it stops paying and the last one gets the rest
+            budget = plan.iterations[index] + (saved if last else 0)
+            enough = Plateau(settings.scale_stop) if settings.scale_stop and not last else None
             tile = plan.tiles[index] if plan.tiles else 0
             step = TiledStep(whole, features, tile=tile, seed=settings.seed) if tile else whole
             if penalty is not None:
@@ -390,13 +415,14 @@ class Stylizer:
                 optimizer = adam
                 options = {"lr": settings.learning_rate, "state": _resized(adam_state, shape)}
 
-            def report(i, loss, parts, x, seconds, index=index, shape=shape):
+            def report(i, loss, parts, x, seconds, index=index, shape=shape, budget=budget):
                 if callback:
-                    callback(Progress(index, len(scales), shape, i, plan.iterations[index], loss, parts,
+                    callback(Progress(index, len(scales), shape, i, budget, loss, parts,
                                       time.perf_counter() - start, seconds, x))
 
-            result = optimizer(step, x0, plan.iterations[index], callback=report, stop=stop, **options)
+            result = optimizer(step, x0, budget, callback=report, stop=stop, enough=enough, **options)
             evaluations += result.iterations
+            saved += 0 if last else plan.iterations[index] - result.iterations
             if result.image is None:  # stopped before this scale's first evaluation
                 if best is None:
                     raise Interrupted("stopped before the first evaluation: no picture yet")
@@ -414,33 +440,44 @@ class Stylizer:
                        targets_by, step.describe(), self.weights.source, settings.to_dict())
 
     def _style_grams(self, features, settings: Settings, plan: Plan, style: np.ndarray, size: int,
-                     tile: int = 0) -> dict:
-        """A style image's Grams at ``size``, remembered: a held engine often applies one painting to
-        many photographs (a batch, a server's users), and this is half the targets' work."""
+                     tile: int = 0, shape=None, scale: int = 0) -> dict:
+        """A style image's Grams at ``size`` (or the statistics of ``settings.style_loss``, which
+        for ``sliced`` depend on the picture's ``shape`` and the ``scale``'s directions),
+        remembered: a held engine often applies one painting to many photographs (a batch, a
+        server's users), and this is half the targets' work."""
+        kind = settings.style_loss
         key = (settings.targets, plan.feature_spec, hashlib.sha1(style.tobytes()).hexdigest(), style.shape, size,
-               tuple(settings.style_layers))
+               tuple(settings.style_layers), kind) + ((shape, settings.seed, scale) if kind == "sliced" else ())
         if not settings.style_layers:
             return {}
         if key in self._grams:
             self._grams.move_to_end(key)
         else:
             resized = as_float(resize_longest(style, size))
-            self._grams[key] = (tiled_grams(features, resized, settings.style_layers, tile)
-                                if tile and max(resized.shape[:2]) > tile
-                                else style_grams(features, resized, settings.style_layers))
+            if kind != "gram":
+                self._grams[key] = style_statistics(kind, features(resized[None]), settings.style_layers, shape=shape,
+                                                    seed=settings.seed * 1000 + scale)
+            elif tile and max(resized.shape[:2]) > tile:
+                self._grams[key] = tiled_grams(features, resized, settings.style_layers, tile)
+            else:
+                self._grams[key] = style_grams(features, resized, settings.style_layers)
             while len(self._grams) > GRAM_CACHE:
                 self._grams.popitem(last=False)
         return self._grams[key]
 
     @staticmethod
-    def _check_masks(masks, content_mask, styles: int) -> list | None:
+    def _check_masks(masks, content_mask, styles: int, style_loss: str = "gram") -> list | None:
         """Style masks, one per style image, as 2-D uint8 pictures (or None for no spatial control)."""
         if content_mask is not None:
+            if style_loss != "gram":
+                raise SettingsError("style_loss", f"{style_loss} works without masks; masks need the gram style loss")
             content_mask = np.asarray(content_mask)
             if content_mask.ndim not in (2, 3) or content_mask.dtype != np.uint8 or 0 in content_mask.shape:
                 raise ValueError("the content mask must be a uint8 picture")
         if not masks:
             return None
+        if style_loss != "gram":
+            raise SettingsError("style_loss", f"{style_loss} works without masks; masks need the gram style loss")
         if len(masks) != styles:
             raise SettingsError("masks", f"gives {len(masks)} mask(s) for {styles} style image(s): one per style")
         masks = [np.asarray(m) for m in masks]
