@@ -53,7 +53,7 @@ def fast_run(iterations: int, target_cost: float | None, step_engine: str, image
     events = []   # without their images: keeping 180 pictures would add 200 MB to the peak measured
 
     def keep(progress):
-        events.append(dataclasses.replace(progress, image=None))
+        events.append(dataclasses.replace(progress, picture=None))
 
     outcome = Stylizer(provider="cpu", lean=True).run(data["content"], [data["style"]],
                                                       fast_settings(iterations, step_engine), callback=keep)

@@ -42,6 +42,9 @@ from .tiles import TiledStep, tiled_grams
 
 
 GRAM_CACHE = 16   # style images' Grams a held engine remembers (a 512 px painting's: 2.6 MB)
+# where L-BFGS runs beside the step on its device (engine.ort.device_lbfgs): on a GPU the host
+# optimizer cost 3x the step (docs/BENCHMARKS.md); on a CPU the host's numpy is as fast
+DEVICE_LOOP = ("cuda",)
 
 
 class Interrupted(Exception):
@@ -60,7 +63,16 @@ class Progress:
     parts: dict
     elapsed: float             # seconds since the run started, at the end of this evaluation
     evaluation_seconds: float  # what this evaluation took (the step engine's time; the rest is the loop's)
-    image: np.ndarray = field(repr=False)   # float32 (1, h, w, 3) in [0, 1], the one just evaluated
+    # the picture just evaluated, or a function that copies it from the GPU (only when asked: an
+    # evaluation there takes a few ms, the copy ~1 ms)
+    picture: object = field(repr=False)
+
+    @property
+    def image(self) -> np.ndarray:
+        """float32 (1, h, w, 3) in [0, 1], the picture just evaluated."""
+        if callable(self.picture):
+            self.picture = self.picture()
+        return self.picture
 
 
 @dataclass
@@ -394,7 +406,7 @@ class Stylizer:
 
         whole = self.step(plan)
         loss_weights = (settings.content_weight, settings.style_weight, settings.tv_weight)
-        image, best, evaluations, adam_state, carried, saved = None, None, 0, None, None, 0
+        image, best, evaluations, adam_state, carried, where, saved = None, None, 0, None, None, "", 0
         for index, (shape, content_s, bound) in enumerate(scales):
             last = index == len(scales) - 1
             # with scale_stop, a coarse scale ends where it stops paying and the last one gets the rest
@@ -411,6 +423,9 @@ class Stylizer:
                 # the previous scale's curvature pairs, resized: 33 -> 28 evaluations at 512 px to the
                 # seed's cost (docs/BENCHMARKS.md)
                 optimizer, options = lbfgs, {"pairs": _resized_pairs(carried, shape)}
+                if penalty is None and getattr(step, "device", None) in DEVICE_LOOP:
+                    from .ort.device_lbfgs import lbfgs_on_device
+                    optimizer, where = lbfgs_on_device, f", L-BFGS on the {step.device.upper()} beside it"
             else:   # Adam, going on from the previous scale's moments
                 optimizer = adam
                 options = {"lr": settings.learning_rate, "state": _resized(adam_state, shape)}
@@ -430,14 +445,14 @@ class Stylizer:
                 break
             image, best = result.image, result
             adam_state = result.state if optimizer is adam else None
-            carried = result.state if optimizer is lbfgs else None
+            carried = result.state if optimizer is not adam else None
             if result.interrupted:
                 break
         output = to_uint8(image)
         if settings.preserve_colors == "luminance":
             output = preserve_colors(output, resize_exact(original, output.shape[:2]))
         return Outcome(output, best.loss, best.parts, evaluations, time.perf_counter() - start, best.interrupted,
-                       targets_by, step.describe(), self.weights.source, settings.to_dict())
+                       targets_by, step.describe() + where, self.weights.source, settings.to_dict())
 
     def _style_grams(self, features, settings: Settings, plan: Plan, style: np.ndarray, size: int,
                      tile: int = 0, shape=None, scale: int = 0) -> dict:

@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import time
+import traceback
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,6 +66,10 @@ def _attempt(row: dict, measure) -> dict:
         row.update(measure())
     except Exception as exc:
         row["error"] = _line(exc)
+        # the project's innermost line that raised it: a failure seen only on the GPU machine
+        ours = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith(str(ROOT))]
+        if ours:
+            row["where"] = [f"{Path(f.filename).relative_to(ROOT)}:{f.lineno} {f.line}" for f in ours[-3:]]
     return row
 
 
@@ -215,44 +220,141 @@ def steps_section(bundle: Bundle, args, cuda: bool, probe: OrtFeatures) -> dict:
         loss = engine(image)[0]
         return {"shape": list(image.shape[1:3]), "loss": loss, **_timed(lambda: engine(image), args.repeats)}
 
+    reference = {}   # size -> (loss, gradient) of the float32 graph (no TF32), what the others are compared with
+
+    def time_on_device(engine, size):
+        # the image already on the device and the gradient left there, as engine.ort.device_lbfgs runs it
+        image, bound = inputs[size]
+        engine.bind_targets(**bound)
+        if engine.image_buffer is not None:   # a CUDA graph: the image staged in the step's own buffer
+            engine.image_buffer.update_inplace(image)
+            kept = None
+        else:
+            kept = ort.OrtValue.ortvalue_from_numpy(image, engine.device, 0)
+        loss, grad, _ = engine.on_device(kept)
+        grad = grad.numpy()
+        if size not in reference:
+            exact = OrtStep(bundle.step, provider=args.provider, winograd=False, sized=False,
+                            cuda_options={"use_tf32": "0"})
+            exact.bind_targets(**bound)
+            reference[size] = exact(image)[:2]
+        loss_ref, grad_ref = reference[size]
+        error = {"loss_rel_error": abs(loss - loss_ref) / abs(loss_ref),
+                 "grad_rel_error": float(np.abs(grad - grad_ref).max() / np.abs(grad_ref).max()),
+                 "grad_finite": bool(np.isfinite(grad).all())}
+        return {"shape": list(image.shape[1:3]), "loss": loss, **error,
+                **_timed(lambda: engine.on_device(kept), args.repeats)}
+
     rows = []
     if not cuda:
         rows += _variant("ORT CPU Winograd", args.sizes,
                          lambda: OrtStep(bundle.step, provider="cpu", winograd=True), time_at)
     for label, options in CUDA_VARIANTS:
-        rows += (_variant(f"ORT CUDA {label}", args.sizes,
+        rows += (_variant(f"ORT CUDA {label} any-size", args.sizes,
                           lambda options=options: OrtStep(bundle.step, provider="cuda", cuda_options=options,
-                                                          winograd=False), time_at)
-                 if cuda else _skipped(f"ORT CUDA {label}", args.sizes))
-    # tried once: the graph computes shapes on the CPU, which CUDA graphs cannot capture
-    largest = [max(args.sizes)]
-    rows += (_variant("ORT CUDA CUDA graphs", largest,
-                      lambda: OrtStep(bundle.step, provider="cuda", cuda_options={"enable_cuda_graph": "1"},
-                                      winograd=False), time_at)
-             if cuda else _skipped("ORT CUDA CUDA graphs", largest))
+                                                          winograd=False, sized=False), time_at)
+                 if cuda else _skipped(f"ORT CUDA {label} any-size", args.sizes))
+    nchw, exhaustive = {"prefer_nhwc": "0"}, {"cudnn_conv_algo_search": "EXHAUSTIVE"}
+    plain = {"cuda_graph": False}
+    sized = (("TF32 NHWC sized", plain, time_at), ("TF32 NHWC sized, on device", plain, time_on_device),
+             ("TF32 NHWC sized, targets folded, on device", {"fold_targets": True}, time_on_device),
+             ("TF32 NCHW sized, on device", {"cuda_options": nchw, **plain}, time_on_device),
+             ("TF32 NHWC EXHAUSTIVE sized, on device", {"cuda_options": exhaustive, **plain}, time_on_device),
+             ("TF32 NHWC sized, CUDA graph", {"cuda_graph": True}, time_at),
+             ("TF32 NHWC sized, CUDA graph, on device", {"cuda_graph": True}, time_on_device),
+             ("TF32 NHWC EXHAUSTIVE sized, CUDA graph, on device", {"cuda_options": exhaustive, "cuda_graph": True},
+              time_on_device))
+    for label, extra, timer in sized:
+        label = f"ORT CUDA {label}"
+        rows += (_variant(label, args.sizes, lambda extra=extra: OrtStep(bundle.step, provider="cuda", winograd=False,
+                                                                         sized=True, **extra), timer)
+                 if cuda else _skipped(label, args.sizes))
     return {"loss_weights": list(SEED_LOSS_WEIGHTS), "rows": rows}
 
 
+def profile_section(bundle: Bundle, args, cuda: bool, probe: OrtFeatures) -> dict:
+    """Where one step's time goes at the largest size, from ONNX Runtime's own profiler: time and
+    node count by operator type and by the provider that ran it (a node on the CPU inside a CUDA
+    graph costs copies both ways)."""
+    import tempfile
+    size = max(args.sizes)
+    content, bound = step_inputs(size, bundle.spec, probe)
+    image = np.clip(content + np.random.default_rng(0).normal(0, 0.05, content.shape), 0, 1)[None].astype(np.float32)
+    with tempfile.TemporaryDirectory() as folder:
+        engine = OrtStep(bundle.step, provider=args.provider, winograd=not cuda,
+                         profile_prefix=str(Path(folder) / "step"))
+        engine.bind_targets(**bound)
+        for _ in range(WARMUP + 1):
+            engine(image)
+        runs = 5
+        for _ in range(runs):
+            engine(image)
+        events = json.loads(Path(engine.session.end_profiling()).read_text())
+    nodes = [e for e in events if e.get("cat") == "Node" and e.get("name", "").endswith("_kernel_time")]
+    by_op: dict = {}
+    for event in nodes:
+        key = f"{event['args'].get('op_name', '?')} {event['args'].get('provider', '?').replace('ExecutionProvider', '')}"
+        entry = by_op.setdefault(key, {"ms": 0.0, "nodes": 0})
+        entry["ms"] += event["dur"] / 1e3 / (runs + WARMUP + 1)
+        entry["nodes"] += 1
+    for entry in by_op.values():
+        entry["nodes"] //= runs + WARMUP + 1
+    model_runs = [e["dur"] / 1e3 for e in events if e.get("name") == "model_run"]
+    ranked = dict(sorted(by_op.items(), key=lambda kv: -kv[1]["ms"]))
+    return {"size": size, "provider": engine.provider, "model_run_ms": float(np.median(model_runs)) if model_runs else None,
+            "kernel_ms": sum(v["ms"] for v in by_op.values()), "by_op": ranked}
+
+
 def _timed_run(stylizer, content, style, settings) -> dict:
-    elapsed = []
+    elapsed, steps = [], []
+
+    def heard(progress):
+        elapsed.append(progress.elapsed)
+        steps.append(progress.evaluation_seconds)
+
     start = time.perf_counter()
-    outcome = stylizer.run(content, [style], settings, callback=lambda progress: elapsed.append(progress.elapsed))
+    outcome = stylizer.run(content, [style], settings, callback=heard)
     wall = time.perf_counter() - start
     gaps = np.diff(elapsed)
+    per_evaluation = float(np.median(gaps)) if len(gaps) else None
+    step = float(np.median(steps[1:])) if len(steps) > 1 else None
+    # what an evaluation costs beyond the step engine's own call: the optimizer's vector work and
+    # the callback, on the host
+    loop = per_evaluation - step if per_evaluation is not None and step is not None else None
     return {"size": settings.size, "scales": settings.scale_sizes(), "iterations_per_scale": settings.iterations,
             "evaluations": outcome.iterations, "wall_s": wall, "first_evaluation_s": elapsed[0] if elapsed else None,
-            "s_per_evaluation": float(np.median(gaps)) if len(gaps) else None, "loss": outcome.loss,
+            "s_per_evaluation": per_evaluation, "step_s": step, "loop_s": loop, "loss": outcome.loss,
             "step": outcome.step, "targets": outcome.targets, "weights": outcome.weights}
 
 
 def stylize_section(bundle: Bundle, args) -> dict:
     from engine.images import DEFAULT_CONTENT, DEFAULT_STYLE, examples_dir, load_image
     from engine.settings import Settings
-    from engine.stylizer import Stylizer   # here: an import the GPU machine cannot do costs this section only
+    from engine import stylizer as stylizer_module   # here: an import the GPU machine cannot do costs this section only
+    from engine.stylizer import Stylizer
     content, style = (load_image(examples_dir() / name) for name in (DEFAULT_CONTENT, DEFAULT_STYLE))
     stylizer = Stylizer(bundle.weights, provider=args.provider, store=ArtifactStore(bundle.folder, exports=False))
     single = Settings(size=args.stylize_size, scales=1, iterations=args.evaluations, step_engine="ort", targets="ort")
     result = _attempt({}, lambda: _timed_run(stylizer, content, style, single))
+    if stylizer_module.DEVICE_LOOP:
+        # the same run with L-BFGS on the host, as before engine.ort.device_lbfgs
+        saved, stylizer_module.DEVICE_LOOP = stylizer_module.DEVICE_LOOP, ()
+        try:
+            result["host_loop"] = _attempt({}, lambda: _timed_run(stylizer, content, style, single))
+        finally:
+            stylizer_module.DEVICE_LOOP = saved
+    # the same run again on the held engine: its sessions made, as a server's would be
+    result["held"] = _attempt({}, lambda: _timed_run(stylizer, content, style, single))
+    if args.provider == "cuda":
+        from engine.ort import step as step_module
+        saved, step_module.CUDA_GRAPH = step_module.CUDA_GRAPH, not step_module.CUDA_GRAPH
+        try:   # a fresh engine with the step replayed as a CUDA graph or not (the other of the default)
+            fresh = Stylizer(bundle.weights, provider=args.provider, store=ArtifactStore(bundle.folder, exports=False))
+            result["other_cuda_graph"] = _attempt({}, lambda: _timed_run(fresh, content, style, single.replace(iterations=5)))
+            if "error" not in result["other_cuda_graph"]:
+                result["other_cuda_graph"] = _attempt({}, lambda: _timed_run(fresh, content, style, single))
+        finally:
+            step_module.CUDA_GRAPH = saved
     # the same held engine: sessions made by the first run are reused, as a server's would be
     result["default_budget"] = _attempt({}, lambda: _timed_run(stylizer, content, style,
                                                                Settings(size=args.budget_size, step_engine="ort")))
@@ -267,8 +369,10 @@ def _targets(result: dict) -> list[dict]:
         return min(times) if times else None
 
     single = result.get("stylize", {})
+    # the held engine's run: the first run of a process also makes its sessions (~1 s, reported beside)
+    timed = single.get("held") or single
     measured = (best(result.get("steps", {}).get("rows", []), 512, lambda v: v.startswith("ORT CUDA")),
-                single.get("wall_s") if (single.get("size"), single.get("iterations_per_scale")) == (512, 500) else None,
+                timed.get("wall_s") if (single.get("size"), single.get("iterations_per_scale")) == (512, 500) else None,
                 best(result.get("features", {}).get("rows", []), 512, lambda v: v.startswith("fp16")))
     return [{"what": f"{what} at {size} px", "limit": limit, "unit": unit, "measured": value,
              "met": None if value is None else value <= limit} for (what, size, limit, unit), value in zip(TARGETS, measured)]
@@ -276,11 +380,13 @@ def _targets(result: dict) -> list[dict]:
 
 def _summary(result: dict) -> list[str]:
     def cell(row):
-        return f"{row['ms']:.2f} ms" if "ms" in row else row.get("skipped") or row.get("error", "?")
+        error = f" (loss {row['loss_rel_error']:.1e}, gradient {row['grad_rel_error']:.1e} off)" \
+            if "grad_rel_error" in row else ""
+        return f"{row['ms']:.2f} ms{error}" if "ms" in row else row.get("skipped") or row.get("error", "?")
 
     machine = result["machine"]
     lines = [f"{machine.get('provider', '?')} provider, onnxruntime {ort.__version__}, GPU: {machine.get('gpu')}"]
-    lines += [f"{name}: {result[name]['error']}" for name in ("machine", "parity", "features", "steps")
+    lines += [f"{name}: {result[name]['error']}" for name in ("machine", "parity", "features", "steps", "profile")
               if "error" in result[name]]
     for row in result["parity"].get("rows", []):
         lines.append(f"parity {row['variant']:<5} " + (row["error"] if "error" in row else
@@ -289,11 +395,19 @@ def _summary(result: dict) -> list[str]:
     for name in ("features", "steps"):
         for row in result[name].get("rows", []):
             lines.append(f"{name:<8} {row['size']:>4} px  {row['variant']:<24} {cell(row)}")
-    for key, run in (("single scale", result["stylize"]), ("default budget", result["stylize"].get("default_budget"))):
+    for key, run in (("single scale", result["stylize"]), ("single scale, host loop", result["stylize"].get("host_loop")),
+                     ("single scale, held engine", result["stylize"].get("held")),
+                     ("single scale, held, CUDA graph the other way", result["stylize"].get("other_cuda_graph")),
+                     ("default budget", result["stylize"].get("default_budget"))):
         if run:
             lines.append(f"stylize {key}: " + (run.get("error") or
                          f"{run['size']} px, {run['evaluations']} evaluations in {run['wall_s']:.2f} s wall, "
-                         f"{(run['s_per_evaluation'] or 0) * 1e3:.1f} ms each, loss {run['loss']:.4g}; {run['step']}"))
+                         f"{(run['s_per_evaluation'] or 0) * 1e3:.1f} ms each ({(run['step_s'] or 0) * 1e3:.1f} the step), "
+                         f"loss {run['loss']:.4g}; {run['step']}"))
+    profile = result.get("profile", {})
+    if "by_op" in profile:
+        top = ", ".join(f"{k} {v['ms']:.2f} ms x{v['nodes']}" for k, v in list(profile["by_op"].items())[:6])
+        lines.append(f"profile {profile['size']} px step: run {profile['model_run_ms']:.2f} ms, kernels {profile['kernel_ms']:.2f} ms: {top}")
     for t in result["targets"]:
         got = "not measured here" if t["measured"] is None else f"{t['measured']:.2f} {t['unit']}"
         lines.append(f"target: {t['what']} <= {t['limit']} {t['unit']}: {got}")
@@ -314,6 +428,7 @@ def check(args) -> int:
                 "parity": lambda: parity_section(bundle, args.provider, cuda),
                 "features": lambda: features_section(bundle, args, cuda, probe),
                 "steps": lambda: steps_section(bundle, args, cuda, probe),
+                "profile": lambda: profile_section(bundle, args, cuda, probe),
                 "stylize": lambda: stylize_section(bundle, args)}
     for name, measure in sections.items():
         result[name] = _attempt({}, measure)

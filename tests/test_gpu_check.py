@@ -15,7 +15,12 @@ from parity import PRECISION_TOLERANCE
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "gpu_check.py"
 CUDA_ONLY = {"features": {"TF32", "TF32 NHWC", "fp16 NHWC CUDA graphs"},
-             "steps": {"ORT CUDA fp32", "ORT CUDA TF32", "ORT CUDA TF32 NHWC", "ORT CUDA CUDA graphs"}}
+             "steps": {"ORT CUDA fp32 any-size", "ORT CUDA TF32 any-size", "ORT CUDA TF32 NHWC any-size",
+                       "ORT CUDA TF32 NHWC sized", "ORT CUDA TF32 NHWC sized, on device",
+                       "ORT CUDA TF32 NHWC sized, targets folded, on device", "ORT CUDA TF32 NCHW sized, on device",
+                       "ORT CUDA TF32 NHWC EXHAUSTIVE sized, on device", "ORT CUDA TF32 NHWC sized, CUDA graph",
+                       "ORT CUDA TF32 NHWC sized, CUDA graph, on device",
+                       "ORT CUDA TF32 NHWC EXHAUSTIVE sized, CUDA graph, on device"}}
 RAN_ON_CPU = {"features": {"fp32", "fp16"}, "steps": {"ORT CPU Winograd"}}
 
 
@@ -53,7 +58,7 @@ def test_check_runs_every_section_without_tensorflow(bundle, tmp_path):
     run = _check(bundle, out, tmp_path)
     assert run.returncode == 0, run.stderr
     result = json.loads(out.read_text())
-    sections = ("machine", "parity", "features", "steps", "stylize")
+    sections = ("machine", "parity", "features", "steps", "profile", "stylize")
     assert [name for name in sections if "error" in result[name]] == []
     assert result["machine"]["provider"] == "cpu" and result["machine"]["onnxruntime"]
 
@@ -74,7 +79,14 @@ def test_check_runs_every_section_without_tensorflow(bundle, tmp_path):
         assert {row["variant"] for row in others} == CUDA_ONLY[name]
         assert all(row.get("skipped") == "needs CUDA" for row in others), others
 
+    profile = result["profile"]
+    assert profile["size"] == 48 and profile["provider"] == "cpu" and profile["model_run_ms"] > 0
+    assert any(key.startswith("Conv ") or key.startswith("FusedMatMul ") for key in profile["by_op"])
+
     single, budget = result["stylize"], result["stylize"]["default_budget"]
+    assert single["step_s"] > 0 and single["loop_s"] is not None
+    assert single["host_loop"]["evaluations"] == 4 and "beside it" not in single["host_loop"]["step"]
+    assert single["held"]["evaluations"] == 4 and single["held"]["loss"] == single["loss"]
     assert "ONNX Runtime" in single["step"] and "ONNX Runtime" in single["targets"]
     assert single["evaluations"] == 4 and single["size"] == 64
     assert single["wall_s"] > 0 and single["s_per_evaluation"] > 0

@@ -63,7 +63,8 @@ def read_metadata(path) -> dict[str, str]:
 
 def make_session(path: Path, provider: str, *, threads: int | None = None, cuda_options: dict | None = None,
                  memory_pattern: bool = True, arena: bool = True,
-                 cpu_rewrite=None) -> tuple[ort.InferenceSession, str]:
+                 cpu_rewrite=None, profile_prefix: str | None = None,
+                 model_bytes: bytes | None = None) -> tuple[ort.InferenceSession, str]:
     """An ``InferenceSession`` on the provider asked for, and which provider really runs it.
 
     ``cpu``; ``cuda`` (an error when CUDA cannot run); ``auto`` (CUDA only when a device is
@@ -73,7 +74,9 @@ def make_session(path: Path, provider: str, *, threads: int | None = None, cuda_
 
     ``cpu_rewrite(model) -> (model, {name: array})``, when given, rewrites the graph for the CPU
     provider only (``engine.ort.winograd``); the arrays are its initializers kept out of the
-    serialized model, which ONNX Runtime copies in once."""
+    serialized model, which ONNX Runtime copies in once. ``profile_prefix``: ONNX Runtime's profiler
+    writes every node's time there (``session.end_profiling()`` names the file). ``model_bytes``: the
+    model to run, serialized (a rewrite of the one at ``path``, which names it in messages)."""
     if not path.is_file():
         raise BackendError(f"{path}: no such ONNX model (run `python cli.py export` first)")
     if provider not in PROVIDERS:
@@ -85,6 +88,9 @@ def make_session(path: Path, provider: str, *, threads: int | None = None, cuda_
     options.enable_cpu_mem_arena = arena
     if threads:
         options.intra_op_num_threads = threads
+    if profile_prefix:
+        options.enable_profiling = True
+        options.profile_file_prefix = profile_prefix
     # ONNX Runtime's idle threads spin after each run by default, on the cores the optimizer's own
     # work between two runs needs: at 512 px that work took 13-38 ms with spinning and 7-8 ms
     # without, and the step itself 1.05-1.14 s against 1.01 s (2 cores, same run)
@@ -98,11 +104,11 @@ def make_session(path: Path, provider: str, *, threads: int | None = None, cuda_
         cuda = {"cudnn_conv_algo_search": "HEURISTIC", "prefer_nhwc": "1"}
         cuda.update(cuda_options or {})
         providers = [("CUDAExecutionProvider", cuda), "CPUExecutionProvider"]
-    model, external = str(path), []
+    model, external = model_bytes or str(path), []
     if cpu_rewrite is not None and providers == ["CPUExecutionProvider"]:
         import onnx
         try:
-            loaded = onnx.load(model)
+            loaded = onnx.load_from_string(model_bytes) if model_bytes else onnx.load(model)
         except Exception as exc:  # onnx raises DecodeError and others for bad files
             raise BackendError(f"{path}: cannot read it as an ONNX model ({str(exc).splitlines()[0]})") from None
         rewritten, arrays = cpu_rewrite(loaded)
@@ -120,6 +126,19 @@ def make_session(path: Path, provider: str, *, threads: int | None = None, cuda_
     if provider == "cuda" and used != "cuda":
         raise BackendError("--provider cuda: the CUDA provider did not initialise (CUDA or cuDNN libraries missing?)")
     return session, used
+
+
+def probe_provider(path: Path, provider: str, *, threads: int | None = None, cuda_options: dict | None = None) -> str:
+    """Which provider a session on ``provider`` would really run on (``make_session``'s rules), found
+    with a one-node model so that the model at ``path`` is not loaded for it."""
+    from onnx import TensorProto, helper
+    value = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "probe", [value],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return make_session(path, provider, threads=threads, cuda_options=cuda_options,
+                        model_bytes=model.SerializeToString())[1]
 
 
 class OrtFeatures:
