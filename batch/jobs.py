@@ -85,14 +85,17 @@ def make_jobs(contents, styles, settings, out_dir: Path, *, blend: bool = False)
 
 def is_done(job: Job) -> bool:
     """The output exists, is a whole picture, and was made with these settings from these files
-    (content and style hashes; the paths may differ)."""
+    (content and style hashes; the paths may differ). A setting the picture does not name came after
+    it was made, and it was made as that setting's default does."""
     from engine.metadata import read_settings
+    from engine.settings import DEFAULTS
     held = read_settings(job.output)
     if held is None:
         return False
+    defaults = json.loads(DEFAULTS.to_json())
     expected = {**job.settings, "content_sha256": job.sources["content_sha256"],
                 "style_sha256": job.sources["style_sha256"]}
-    return all(held.get(key) == value for key, value in expected.items())
+    return all(held.get(key, defaults.get(key)) == value for key, value in expected.items())
 
 
 def stylize_job(job: Job) -> Result:

@@ -6,6 +6,8 @@ import sys
 import uuid
 from collections import Counter
 
+from engine.errors import one_line
+
 from .jobs import Job, Result, is_done, stylize_job
 
 
@@ -43,8 +45,7 @@ def run_batch(client, jobs: list[Job], *, retries: int = 2, quiet: bool = False,
             try:
                 result = future.result()
             except Exception as exc:  # noqa: BLE001 - any failure of one picture is that picture's line
-                text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                result = Result(str(job.output), "failed", reason=text)
+                result = Result(str(job.output), "failed", reason=one_line(exc))
             results[str(job.output)] = result
             bar.update(1)
             if on_result:

@@ -32,7 +32,7 @@ def main() -> None:
     spec = StepSpec(FeatureSpec(load_weights().sha256), SEED_STYLE_LAYERS, (SEED_CONTENT_LAYER,), masked=True)
     content, bound = step_inputs(512, spec.features, OrtFeatures(ArtifactStore().feature_model(spec.features),
                                                                  provider="cpu"))
-    feeds = {**step_feeds(spec, **bound), "image": content[None].astype(np.float32)}
+    feeds = {**step_feeds(spec, bound), "image": content[None].astype(np.float32)}
 
     def cpu_rewrite(model):
         model, external, _ = rewrite(model)

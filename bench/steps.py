@@ -15,17 +15,16 @@ CUDA_VARIANTS = (("fp32", {"use_tf32": "0", "prefer_nhwc": "0"}),
 
 def step_inputs(size: int, spec, backend):
     """The bundled content image at ``size`` (longest side), its targets with the bundled style
-    (the seed's layers and weights, as the bound-target keywords of a step)."""
+    (the seed's layers and weights) as the ``Targets`` a step is bound to."""
     from engine.images import DEFAULT_CONTENT, DEFAULT_STYLE, as_float, examples_dir, load_image, resize_longest
     from engine.spec import SEED_CONTENT_LAYER, SEED_STYLE_LAYERS
-    from engine.targets import compute_targets
+    from engine.targets import Targets, compute_targets
     content = as_float(resize_longest(load_image(examples_dir() / DEFAULT_CONTENT), size))
     style = as_float(resize_longest(load_image(examples_dir() / DEFAULT_STYLE), size))
     style_layers = {n: 1 / len(SEED_STYLE_LAYERS) for n in SEED_STYLE_LAYERS}
     content_layers = {SEED_CONTENT_LAYER: 1.0}
     contents, grams = compute_targets(backend, content, [style], [1.0], style_layers, content_layers)
-    return content, {"image_shape": content.shape[:2], "gram_targets": grams, "content_targets": contents, "style_layers": style_layers,
-                     "content_layers": content_layers, "loss_weights": SEED_LOSS_WEIGHTS}
+    return content, Targets(content.shape[:2], grams, contents, style_layers, content_layers, SEED_LOSS_WEIGHTS)
 
 
 def step_bench(args) -> dict:
@@ -75,7 +74,7 @@ def step_bench(args) -> dict:
             engines.append((name, OrtStep(path, provider=provider, cuda_options=options, winograd=winograd)))
         base, results = None, []
         for name, engine in engines:
-            engine.bind_targets(**bound)
+            engine.bind_targets(bound)
             loss, grad, _ = engine(image)  # compile (XLA) or pick kernels (cuDNN) outside the timing
             results.append((loss, grad))
             seconds = median_seconds(lambda e=engine: e(image), args.repeats)
@@ -88,7 +87,7 @@ def step_bench(args) -> dict:
             from models.keras_vgg19 import build_trunk, tf
             reference = TfStep(build_trunk(weights, spec.layers, dtype="float64"), style_layers=SEED_STYLE_LAYERS,
                                content_layers=(SEED_CONTENT_LAYER,), jit=False, dtype=tf.float64)
-            reference.bind_targets(**bound)
+            reference.bind_targets(bound)
             ref_loss, ref_grad, _ = reference(image.astype(np.float64))
             for row, (loss, grad) in zip(rows[-len(results):], results):
                 row["loss_rel_error"] = abs(float(loss) - ref_loss) / abs(ref_loss)

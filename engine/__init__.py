@@ -8,7 +8,7 @@ does not load ONNX Runtime, and nothing here loads TensorFlow."""
 
 _EXPORTS = {
     "Stylizer": "stylizer", "stylize": "stylizer", "Progress": "stylizer", "Outcome": "stylizer",
-    "Interrupted": "stylizer", "Plan": "stylizer",
+    "Interrupted": "stylizer", "Plan": "plan", "Targets": "targets",
     "Settings": "settings", "SettingsError": "settings", "LayerWeights": "settings",
     "ArtifactStore": "store", "MissingArtifact": "store",
     "load_image": "images", "save_image": "images",

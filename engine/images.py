@@ -20,6 +20,7 @@ OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP
 
 class ImageError(ValueError):
     """An input or output image problem, stated in one line."""
+    exit_status = 1   # a problem with an input, not with how the command was used
 
 
 def _to_rgb(img: Image.Image) -> np.ndarray:
@@ -130,12 +131,16 @@ def resize_float(image: np.ndarray, shape) -> np.ndarray:
 
 
 def resize_field(field: np.ndarray, shape) -> np.ndarray:
-    """Bilinear resize of any float ``(1, h, w, c)`` array to ``shape`` (h, w), values unclipped."""
-    if field.shape[1:3] == tuple(shape):
-        return field
-    channels = [np.asarray(Image.fromarray(np.ascontiguousarray(field[0, :, :, c], np.float32), mode="F")
-                           .resize((shape[1], shape[0]), Image.BILINEAR)) for c in range(field.shape[3])]
-    return np.stack(channels, -1)[None].astype(np.float32)
+    """Bilinear resize of a float array ``(h, w)``, ``(h, w, c)`` or ``(1, h, w, c)`` to ``shape``
+    (h, w), values unclipped (optimizer state, masks, flows)."""
+    array = np.asarray(field, np.float32)
+    axis = 1 if array.ndim == 4 else 0
+    if array.shape[axis:axis + 2] == tuple(shape):
+        return array
+    channels = array[..., None] if array.ndim == 2 else array.reshape(*array.shape[axis:axis + 2], -1)
+    out = np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(channels[..., c]), mode="F")
+                               .resize((shape[1], shape[0]), Image.BILINEAR)) for c in range(channels.shape[-1])], -1)
+    return out[..., 0] if array.ndim == 2 else out[None] if array.ndim == 4 else out
 
 
 def resize_exact(image: np.ndarray, shape) -> np.ndarray:

@@ -39,11 +39,31 @@ def mask_from_image(image: np.ndarray, shape) -> np.ndarray:
     """A greyscale picture (uint8 ``(h, w)`` or ``(h, w, 3)``) -> float32 ``(H, W)`` in [0, 1] at
     ``shape`` (resized when its size differs: a mask drawn at another resolution still fits)."""
     from PIL import Image
+
+    from .images import resize_field
     array = np.asarray(image)
     if array.ndim == 3:
         array = np.asarray(Image.fromarray(array).convert("L"))
-    h, w = shape
-    if array.shape != (h, w):
-        array = np.asarray(Image.fromarray(array).resize((w, h), Image.Resampling.BILINEAR))
-    return array.astype(np.float32) / 255.0
+    return np.clip(resize_field(array.astype(np.float32) / 255.0, shape), 0, 1)
 
+
+def check_masks(masks, content_mask, styles: int) -> list | None:
+    """Style masks, one per style image, as uint8 pictures (None: no spatial control), and the
+    content mask's kind: what ``Stylizer.run`` takes, checked before any work (the CLI calls it
+    before the weights load)."""
+    from .settings import SettingsError
+    if content_mask is not None:
+        content_mask = np.asarray(content_mask)
+        if content_mask.ndim not in (2, 3) or content_mask.dtype != np.uint8 or 0 in content_mask.shape:
+            raise ValueError("the content mask must be a uint8 picture")
+    if not masks:
+        return None
+    if len(masks) != styles:
+        raise SettingsError("masks", f"gives {len(masks)} mask(s) for {styles} style image(s): one per style")
+    masks = [np.asarray(m) for m in masks]
+    for i, m in enumerate(masks):
+        if m.ndim not in (2, 3) or m.dtype != np.uint8 or 0 in m.shape:
+            raise ValueError(f"mask {i + 1} must be a uint8 picture, not {m.dtype} {m.shape}")
+        if int(m.max()) == 0:
+            raise SettingsError("masks", f"number {i + 1} is black everywhere: its style would apply nowhere")
+    return masks

@@ -121,47 +121,46 @@ STEP_OUTPUTS = ("loss", "content", "style", "tv", "grad")
 LOSS_PARTS = ("content", "style", "tv")
 
 
-def step_feeds(spec, *, image_shape, gram_targets: dict, content_targets: dict, style_layers: dict,
-               content_layers: dict, loss_weights, style_masks=None, content_mask=None,
-               region_weights=None) -> dict[str, np.ndarray]:
-    """Every input of the step graph but the image, as float32 arrays keyed by input name, for
-    images of ``image_shape`` (h, w): Gram matrices ``(R, c, c)`` (or ``(c, c)``, one region)
-    and content features ``(1, h, w, c)`` by layer, per-layer weights by layer, ``loss_weights``
-    as (content, style, tv). ``style_masks`` ``(R, h, w)`` in [0, 1] say where each region's
-    Grams apply (default: one region, everywhere); ``region_weights`` ``(R,)`` weigh them
-    (default ones); ``content_mask`` ``(h, w)`` weighs the content loss (default ones). Only a
-    ``spec.masked`` graph takes masks, regions and region weights. For the ``w2`` and ``sliced``
-    style losses, ``gram_targets`` holds ``engine.style_targets.blend_statistics``' dicts."""
+def step_feeds(spec, targets) -> dict[str, np.ndarray]:
+    """Every input of the step graph but the image, as float32 arrays keyed by input name, from one
+    scale's ``engine.targets.Targets``: Gram matrices ``(R, c, c)`` (or ``(c, c)``, one region) and
+    content features by layer, the per-layer and loss weights, and, for a ``spec.masked`` graph,
+    the masks brought to each layer's resolution (default: one region of ones, the content kept
+    everywhere); a graph without masks refuses them. For the ``w2`` and ``sliced`` style losses,
+    ``targets.grams`` holds ``engine.style_targets.blend_statistics``' dicts."""
     from .masks import layer_masks
-    h, w = image_shape
+    h, w = targets.shape
     kind = getattr(spec, "style_loss", "gram")
-    style_weights = {n: style_layers[n] for n in spec.style_layers}
-    feeds = {f"content.{n}": np.asarray(content_targets[n], np.float32) for n in spec.content_layers}
+    style_weights = {n: targets.style_layers[n] for n in spec.style_layers}
+    feeds = {f"content.{n}": np.asarray(targets.contents[n], np.float32) for n in spec.content_layers}
     regions = 1
     if kind == "gram":
-        grams = {n: np.asarray(gram_targets[n], np.float32) for n in spec.style_layers}
+        grams = {n: np.asarray(targets.grams[n], np.float32) for n in spec.style_layers}
         grams = {n: g.reshape(-1, *g.shape[-2:]) for n, g in grams.items()}
         regions = next(iter(grams.values())).shape[0] if grams else 1
         feeds.update({f"gram.{n}": grams[n] for n in spec.style_layers})
     else:   # each layer's weight carries its scale (a blank picture costs what the Gram loss says)
         for n in spec.style_layers:
-            target = gram_targets[n]
+            target = targets.grams[n]
             feeds.update({f"{name}.{n}": np.asarray(target[name], np.float32) for name in STYLE_INPUTS[kind]})
             style_weights[n] *= target["scale"]
     if spec.masked:
-        masks = np.ones((regions, h, w), np.float32) if style_masks is None else np.asarray(style_masks, np.float32)
+        masks = (np.ones((regions, h, w), np.float32) if targets.style_masks is None
+                 else np.asarray(targets.style_masks, np.float32))
         if masks.shape != (regions, h, w):
             raise ValueError(f"style masks are {masks.shape}, not ({regions}, {h}, {w}) for {regions} region(s)")
-        kept = np.ones((1, h, w), np.float32) if content_mask is None else np.asarray(content_mask, np.float32)[None]
+        kept = (np.ones((1, h, w), np.float32) if targets.content_mask is None
+                else np.asarray(targets.content_mask, np.float32)[None])
         if kept.shape != (1, h, w):
             raise ValueError(f"the content mask is {kept.shape[1:]}, not ({h}, {w})")
         feeds.update({f"content_mask.{n}": m for n, m in layer_masks(kept, spec.content_layers).items()})
         feeds.update({f"mask.{n}": m for n, m in layer_masks(masks, spec.style_layers).items()})
-        feeds["region_weights"] = np.asarray(np.ones(regions) if region_weights is None else region_weights,
-                                             np.float32).reshape(regions)
-    elif style_masks is not None or content_mask is not None or region_weights is not None or regions != 1:
+        region_weights = np.ones(regions) if targets.region_weights is None else targets.region_weights
+        feeds["region_weights"] = np.asarray(region_weights, np.float32).reshape(regions)
+    elif targets.style_masks is not None or targets.content_mask is not None or targets.region_weights is not None \
+            or regions != 1:
         raise ValueError("masks and style regions need the step with masks (a StepSpec with masked=True)")
     feeds["style_layer_weights"] = np.array([style_weights[n] for n in spec.style_layers], np.float32)
-    feeds["content_layer_weights"] = np.array([content_layers[n] for n in spec.content_layers], np.float32)
-    feeds["loss_weights"] = np.array(loss_weights, np.float32).reshape(len(LOSS_PARTS))
+    feeds["content_layer_weights"] = np.array([targets.content_layers[n] for n in spec.content_layers], np.float32)
+    feeds["loss_weights"] = np.array(targets.loss_weights, np.float32).reshape(len(LOSS_PARTS))
     return {name: np.ascontiguousarray(value) for name, value in feeds.items()}

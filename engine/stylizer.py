@@ -15,32 +15,31 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import threading
-from collections import OrderedDict
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from models.vgg19 import min_side
-
+from . import plan as planning
 from .colors import color_statistics, match_colors, mixed_statistics
-from .images import (as_float, preserve_colors, resize_exact, resize_field, resize_float, resize_longest,
-                     to_uint8)
-from .masks import mask_from_image
+from .images import as_float, preserve_colors, resize_exact, resize_field, resize_float, resize_longest, to_uint8
+from .masks import check_masks, mask_from_image
 from .memory import release_memory
 from .optimize import adam, lbfgs
 from .schedule import Plateau
 from .ort.backend import cuda_unavailable_reason
+from .plan import Plan
 from .settings import DEFAULTS, Settings, SettingsError
 from .spec import FeatureSpec, StepSpec
 from .store import ArtifactStore
 from .style_targets import blend_statistics, style_statistics
-from .targets import style_grams
+from .targets import Targets, style_grams
 from .tiles import TiledStep, tiled_grams
 
-
+__all__ = ["Stylizer", "stylize", "Progress", "Outcome", "Interrupted", "Plan"]
 GRAM_CACHE = 16   # style images' Grams a held engine remembers (a 512 px painting's: 2.6 MB)
 # where L-BFGS runs beside the step on its device (engine.ort.device_lbfgs): on a GPU the host
 # optimizer cost 3x the step (docs/BENCHMARKS.md); on a CPU the host's numpy is as fast
@@ -63,9 +62,15 @@ class Progress:
     parts: dict
     elapsed: float             # seconds since the run started, at the end of this evaluation
     evaluation_seconds: float  # what this evaluation took (the step engine's time; the rest is the loop's)
+    evaluations: int           # evaluations so far, all scales
+    total: int                 # evaluations planned, all scales
+    rate: float                # evaluations a second since the first began
+    left: float                # seconds to the end, estimated: the evaluations to come weighed by their pixels
     # the picture just evaluated, or a function that copies it from the GPU (only when asked: an
     # evaluation there takes a few ms, the copy ~1 ms)
     picture: object = field(repr=False)
+    # the run's own ending for a picture: uint8, with the colour post-processing the result gets
+    finish: Callable[[np.ndarray], np.ndarray] = field(repr=False, default=None)
 
     @property
     def image(self) -> np.ndarray:
@@ -87,20 +92,6 @@ class Outcome:
     step: str                  # which engine computed the steps, in words
     weights: str               # where the weights came from
     settings: dict
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What a run will do, decided before it starts."""
-    settings: Settings
-    shapes: tuple              # (h, w) of each scale, coarse to fine
-    iterations: tuple          # evaluations at each scale
-    step_engine: str           # tf | ort
-    feature_spec: FeatureSpec
-    feature_model: Path | None   # the exported feature extractor (targets by ONNX Runtime)
-    step_graph: Path | None      # the exported step graph (step by ONNX Runtime)
-    tiles: tuple = ()            # tile side of each scale; 0: the whole picture at once
-    masked: bool = False         # the step takes masks (the picture has style or content masks)
 
 
 def _stop_function(stop) -> Callable[[], bool] | None:
@@ -126,8 +117,8 @@ class _with_penalty:
     def __init__(self, step, penalty):
         self.step, self.penalty = step, penalty
 
-    def bind_targets(self, **targets) -> None:
-        self.step.bind_targets(**targets)
+    def bind_targets(self, targets: Targets) -> None:
+        self.step.bind_targets(targets)
 
     def describe(self) -> str:
         return self.step.describe()
@@ -179,7 +170,7 @@ class Stylizer:
         have style or content masks (they need the step graph that takes them)."""
         spec = FeatureSpec(self.weights.sha256, tuple(settings.style_layers) + tuple(settings.content_layers),
                            settings.pooling)
-        schedule = self._shapes(settings, content_shape[:2], min_side(spec.layers))
+        schedule = planning.schedule(settings, content_shape, self.log)
         feature_model = self.store.feature_model(spec) if settings.targets == "ort" else None
         if settings.precision == "bf16":
             from .cpu import has_bf16
@@ -195,13 +186,13 @@ class Stylizer:
         step_graph = self.store.step_graph(step_spec) if engine == "ort" else None
         shapes = tuple(s for s, _ in schedule)
         return Plan(settings, shapes, tuple(n for _, n in schedule), engine, spec, feature_model, step_graph,
-                    self._tiles(settings, engine, shapes), masked)
+                    planning.tiles(settings, engine, shapes, self.log), masked)
 
     def _auto_engine(self, settings: Settings, step_spec: StepSpec, feature_model) -> str:
         """The ONNX step wherever it can run: on CUDA, and on a CPU too (it is faster than the
         TensorFlow step on every CPU kind measured, and takes about half its memory) when its
         graph is in the store or can be exported here; TensorFlow where it cannot (max pooling,
-        or a store without the graph that may not export)."""
+        bfloat16, or a store without the graph that may not export)."""
         if settings.pooling != "avg" or settings.precision != "fp32":
             return "tf"
         if self._runs_on_cuda(feature_model, step_spec.features) or self.store.has_step_graph(step_spec):
@@ -209,57 +200,6 @@ class Stylizer:
         if self.store.can_export() or not _importable("tensorflow"):
             return "ort"   # exported once now; or, with no TensorFlow either, the store's one-line reason
         return "tf"
-
-    def _tiles(self, settings: Settings, engine: str, shapes) -> tuple:
-        """The tile side of each scale (0: the whole picture at once) within the memory limit;
-        a picture that cannot fit even in tiles is refused, with the size that would."""
-        from .memory import available_mb
-        from .tiles import MIN_TILE, choose_tile, fits, tiled_estimate_mb
-        limit = settings.memory_limit or 0.75 * available_mb()
-        if settings.tile:   # asked for: the scales larger than the tile run in tiles of it
-            tiles = tuple(settings.tile if max(h, w) > settings.tile else 0 for h, w in shapes)
-            if any(tiles) and settings.style_loss != "gram":
-                raise SettingsError("style_loss", f"{settings.style_loss} works on whole pictures, not in tiles")
-            return tiles
-        tiles = tuple(choose_tile(engine, h, w, limit) for h, w in shapes)
-        if None in tiles:
-            h, w = shapes[-1]
-            size = settings.size
-            while size > 16 and not fits(engine, round(h * size / settings.size), round(w * size / settings.size),
-                                         limit):
-                size = int(size * 0.95)
-            raise SettingsError("size", f"{settings.size} needs about {tiled_estimate_mb(engine, h, w, MIN_TILE):.0f} MB "
-                                        f"even in tiles, over the memory limit of {limit:.0f} MB; "
-                                        + (f"--size {size} fits" if size > 16 else "no size fits"))
-        if any(tiles) and settings.style_loss != "gram":
-            raise SettingsError("style_loss", f"{settings.style_loss} works on whole pictures, and this one needs "
-                                              f"tiles within {limit:.0f} MB; use the gram style loss or a smaller size")
-        for (h, w), tile in zip(shapes, tiles):
-            if tile:
-                self.log(f"{w}x{h}: over the {limit:.0f} MB memory limit at once; in tiles of {tile} px, with Adam")
-        return tiles
-
-    def _shapes(self, settings: Settings, content_hw, smallest: int) -> list[tuple[tuple[int, int], int]]:
-        """((h, w), evaluations) of each scale; scales whose shorter side the deepest layer cannot
-        take are skipped."""
-        h, w = content_hw
-
-        def at(size: int) -> tuple[int, int]:
-            return max(1, round(h * size / max(h, w))), max(1, round(w * size / max(h, w)))
-
-        final = at(settings.size)
-        if min(final) < smallest:
-            raise SettingsError("size", f"{settings.size} makes this picture {final[1]}x{final[0]} px; these layers "
-                                        f"need at least {smallest} px a side")
-        schedule, skipped = {}, 0
-        for size, evaluations in settings.schedule():
-            if min(at(size)) < smallest:
-                skipped += 1
-            else:   # two sizes that round to one shape: one scale, the finer one's count
-                schedule[at(size)] = evaluations
-        if skipped:
-            self.log(f"{skipped} coarse scale(s) skipped: under {smallest} px a side")
-        return list(schedule.items())
 
     @staticmethod
     def _step_spec(settings: Settings, spec: FeatureSpec, masked: bool = False) -> StepSpec:
@@ -353,61 +293,60 @@ class Stylizer:
     def _run(self, content, styles, settings, init_image, callback, stop, plan, penalty, masks,
              content_mask) -> Outcome:
         start = time.perf_counter()
-        content = _check_image(content, "the content image")
-        styles = [_check_image(s, f"style image {i + 1}") for i, s in enumerate(styles)]
-        settings.check_styles(len(styles))
-        if settings.init == "image":
-            if init_image is None:
-                raise SettingsError("init", "is 'image' but no init image was given")
-            init_image = _check_image(init_image, "the init image")
-        masked = bool(masks) or content_mask is not None
-        plan = plan or self.plan(settings, content.shape, masked=masked)
+        inputs = _Inputs.checked(content, styles, settings, init_image, masks, content_mask)
+        masked = bool(inputs.masks) or inputs.content_mask is not None
+        plan = plan or self.plan(settings, inputs.content.shape, masked=masked)
         if plan.settings != settings:
             raise ValueError("the plan was made for other settings")
-        if masked and not plan.masked:
-            raise ValueError("the plan was made for a picture without masks: plan(..., masked=True)")
-        blend = settings.blend(len(styles))
-        masks = self._check_masks(masks, content_mask, len(styles), settings.style_loss)
-        original = content
-        if settings.preserve_colors == "histogram":
-            styles = [match_colors(s, *color_statistics(content)) for s in styles]
-        elif settings.style_colors:
-            content = match_colors(content, *mixed_statistics(styles, blend))
-
+        if masked and not plan.masked:   # masks need the step that takes them: got now, before any evaluation
+            plan = self.plan(settings, inputs.content.shape, masked=True)
         features = self._feature_backend(settings.targets, plan.feature_spec, plan.feature_model)
         targets_by = features.describe()
-        scales = []  # every scale's targets first: the feature extractor is not needed while the loop runs
-        for shape in plan.shapes:
-            content_s = as_float(resize_exact(content, shape))
-            style_size = max(16, round(max(shape) * settings.style_scale))
-            tile = plan.tiles[len(scales)] if plan.tiles else 0
-            grams = [self._style_grams(features, settings, plan, style, style_size, tile, shape, len(scales))
-                     for style in styles]
-            if tile:   # content targets tile by tile, as the loop goes
-                bound = {"image_shape": shape, "content_image": content_s}
-            else:
-                bound = {"image_shape": shape, "content_targets": (
-                    _pick(features(content_s[None]), settings.content_layers) if settings.content_layers else {})}
-            if masks:   # each style its own region, its Grams its own target
-                bound.update(gram_targets={n: np.stack([g[n] for g in grams]) for n in settings.style_layers},
-                             style_masks=np.stack([mask_from_image(m, shape) for m in masks]),
-                             region_weights=np.asarray(blend) * len(styles))
-            else:
-                bound["gram_targets"] = blend_statistics(settings.style_loss, grams, blend, settings.style_layers)
-            if content_mask is not None:
-                bound["content_mask"] = mask_from_image(content_mask, shape)
-            scales.append((shape, content_s, bound))
-        tiled = any(plan.tiles)
-        if not tiled:
+        # every scale's targets first: the feature extractor is not needed while the loop runs
+        scales = [self._targets(features, plan, inputs, index) for index in range(len(plan.shapes))]
+        if not any(plan.tiles):
             del features
+            features = None
             if self.lean:
                 self._features.clear()
                 release_memory()
+        best, evaluations, steps_by = self._optimize(self.step(plan), features, plan, scales, inputs, penalty,
+                                                     callback, stop, start)
+        return Outcome(inputs.finish(best.image), best.loss, best.parts, evaluations, time.perf_counter() - start,
+                       best.interrupted, targets_by, steps_by, self.weights.source, settings.to_dict())
 
-        whole = self.step(plan)
-        loss_weights = (settings.content_weight, settings.style_weight, settings.tv_weight)
+    def _targets(self, features, plan: Plan, inputs: "_Inputs", index: int) -> Targets:
+        """One scale's targets: the content's features (a tiled scale's come tile by tile, in the
+        loop) and the styles' Grams, blended, or one region each where masks place them."""
+        settings, shape = plan.settings, plan.shapes[index]
+        tile = plan.tiles[index] if plan.tiles else 0
+        content = as_float(resize_exact(inputs.content, shape))
+        grams = [self._style_grams(features, settings, plan, style, settings.style_size(max(shape)), tile, shape,
+                                   index) for style in inputs.styles]
+        contents = {} if tile or not settings.content_layers else _pick(features(content[None]),
+                                                                         settings.content_layers)
+        regions = {}
+        if inputs.masks:   # each style its own region, its Grams its own target
+            regions = dict(grams={n: np.stack([g[n] for g in grams]) for n in settings.style_layers},
+                           style_masks=np.stack([mask_from_image(m, shape) for m in inputs.masks]),
+                           region_weights=np.asarray(inputs.blend) * len(inputs.styles))
+        kept = None if inputs.content_mask is None else mask_from_image(inputs.content_mask, shape)
+        blended = regions.pop("grams", None) or blend_statistics(settings.style_loss, grams, inputs.blend,
+                                                                 settings.style_layers)
+        return Targets(shape, blended,
+                       contents, settings.style_layers, settings.content_layers,
+                       (settings.content_weight, settings.style_weight, settings.tv_weight), **regions,
+                       content_mask=kept, content_image=content)
+
+    def _optimize(self, whole, features, plan: Plan, scales: list, inputs: "_Inputs", penalty, callback, stop,
+                  start: float):
+        """The coarse-to-fine loop: each scale starts from the previous one's picture (and its
+        optimizer's state, resized). Returns the last scale's best result, the evaluations, and
+        what computed the last scale's steps, in words."""
+        settings = plan.settings
+        clock = _Clock(plan, start, inputs.finish)
         image, best, evaluations, adam_state, carried, where, saved = None, None, 0, None, None, "", 0
-        for index, (shape, content_s, bound) in enumerate(scales):
+        for index, targets in enumerate(scales):
             last = index == len(scales) - 1
             # with scale_stop, a coarse scale ends where it stops paying and the last one gets the rest
             budget = plan.iterations[index] + (saved if last else 0)
@@ -416,28 +355,24 @@ class Stylizer:
             step = TiledStep(whole, features, tile=tile, seed=settings.seed) if tile else whole
             if penalty is not None:
                 step = _with_penalty(step, penalty)
-            x0 = self._start(image, shape, content_s, settings, init_image)
-            step.bind_targets(**bound, style_layers=settings.style_layers, content_layers=settings.content_layers,
-                              loss_weights=loss_weights)
+            step.bind_targets(targets)
+            x0 = self._start(image, targets, settings, inputs.init_image)
             if settings.optimizer == "lbfgs" and not tile:
                 # the previous scale's curvature pairs, resized: 33 -> 28 evaluations at 512 px to the
                 # seed's cost (docs/BENCHMARKS.md)
-                optimizer, options = lbfgs, {"pairs": _resized_pairs(carried, shape)}
+                optimizer, options = lbfgs, {"pairs": _resized_pairs(carried, targets.shape)}
                 if penalty is None and getattr(step, "device", None) in DEVICE_LOOP:
                     from .ort.device_lbfgs import lbfgs_on_device
                     optimizer, where = lbfgs_on_device, f", L-BFGS on the {step.device.upper()} beside it"
             else:   # Adam, going on from the previous scale's moments
                 optimizer = adam
-                options = {"lr": settings.learning_rate, "state": _resized(adam_state, shape)}
-
-            def report(i, loss, parts, x, seconds, index=index, shape=shape, budget=budget):
-                if callback:
-                    callback(Progress(index, len(scales), shape, i, budget, loss, parts,
-                                      time.perf_counter() - start, seconds, x))
-
-            result = optimizer(step, x0, budget, callback=report, stop=stop, enough=enough, **options)
+                options = {"lr": settings.learning_rate, "state": _resized(adam_state, targets.shape)}
+            result = optimizer(step, x0, budget, callback=clock.reporter(index, callback, budget), stop=stop,
+                               enough=enough, **options)
             evaluations += result.iterations
-            saved += 0 if last else plan.iterations[index] - result.iterations
+            if not last and not result.interrupted and result.iterations < plan.iterations[index]:
+                saved += plan.iterations[index] - result.iterations
+                clock.moved(index, len(scales) - 1, plan.iterations[index] - result.iterations)
             if result.image is None:  # stopped before this scale's first evaluation
                 if best is None:
                     raise Interrupted("stopped before the first evaluation: no picture yet")
@@ -448,11 +383,7 @@ class Stylizer:
             carried = result.state if optimizer is not adam else None
             if result.interrupted:
                 break
-        output = to_uint8(image)
-        if settings.preserve_colors == "luminance":
-            output = preserve_colors(output, resize_exact(original, output.shape[:2]))
-        return Outcome(output, best.loss, best.parts, evaluations, time.perf_counter() - start, best.interrupted,
-                       targets_by, step.describe() + where, self.weights.source, settings.to_dict())
+        return best, evaluations, step.describe() + where
 
     def _style_grams(self, features, settings: Settings, plan: Plan, style: np.ndarray, size: int,
                      tile: int = 0, shape=None, scale: int = 0) -> dict:
@@ -481,37 +412,90 @@ class Stylizer:
         return self._grams[key]
 
     @staticmethod
-    def _check_masks(masks, content_mask, styles: int, style_loss: str = "gram") -> list | None:
-        """Style masks, one per style image, as 2-D uint8 pictures (or None for no spatial control)."""
-        if content_mask is not None:
-            if style_loss != "gram":
-                raise SettingsError("style_loss", f"{style_loss} works without masks; masks need the gram style loss")
-            content_mask = np.asarray(content_mask)
-            if content_mask.ndim not in (2, 3) or content_mask.dtype != np.uint8 or 0 in content_mask.shape:
-                raise ValueError("the content mask must be a uint8 picture")
-        if not masks:
-            return None
-        if style_loss != "gram":
-            raise SettingsError("style_loss", f"{style_loss} works without masks; masks need the gram style loss")
-        if len(masks) != styles:
-            raise SettingsError("masks", f"gives {len(masks)} mask(s) for {styles} style image(s): one per style")
-        masks = [np.asarray(m) for m in masks]
-        for i, m in enumerate(masks):
-            if m.ndim not in (2, 3) or m.dtype != np.uint8 or 0 in m.shape:
-                raise ValueError(f"mask {i + 1} must be a uint8 picture, not {m.dtype} {m.shape}")
-            if int(m.max()) == 0:
-                raise SettingsError("masks", f"number {i + 1} is black everywhere: its style would apply nowhere")
-        return masks
-
-    @staticmethod
-    def _start(previous, shape, content_s, settings: Settings, init_image) -> np.ndarray:
+    def _start(previous, targets: Targets, settings: Settings, init_image) -> np.ndarray:
         if previous is not None:
-            return resize_float(previous, shape)
-        if settings.init == "content":
-            return content_s[None]
+            return resize_float(previous, targets.shape)
+        noise = np.random.default_rng(settings.seed).random((1, *targets.shape, 3), dtype=np.float32)
         if settings.init == "noise":
-            return np.random.default_rng(settings.seed).random((1, *shape, 3), dtype=np.float32)
-        return as_float(resize_exact(init_image, shape))[None]
+            return noise
+        start = targets.content_image[None] if settings.init == "content" else \
+            as_float(resize_exact(init_image, targets.shape))[None]
+        return start if not settings.init_noise else (1 - settings.init_noise) * start + settings.init_noise * noise
+
+
+@dataclass
+class _Inputs:
+    """A run's pictures, checked, with the colour work done before the run, and the ending the
+    run's pictures get (``finish``)."""
+    settings: Settings
+    content: np.ndarray        # uint8, recoloured to the styles' palette where asked
+    original: np.ndarray       # the content as given
+    styles: list               # uint8, recoloured to the content's palette where asked
+    blend: list
+    masks: list | None
+    content_mask: np.ndarray | None
+    init_image: np.ndarray | None
+
+    @classmethod
+    def checked(cls, content, styles, settings: Settings, init_image, masks, content_mask) -> "_Inputs":
+        content = _check_image(content, "the content image")
+        styles = [_check_image(s, f"style image {i + 1}") for i, s in enumerate(styles)]
+        settings.check_styles(len(styles))
+        if settings.init == "image":
+            if init_image is None:
+                raise SettingsError("init", "is 'image' but no init image was given")
+            init_image = _check_image(init_image, "the init image")
+        blend = settings.blend(len(styles))
+        if (masks or content_mask is not None) and settings.style_loss != "gram":
+            raise SettingsError("style_loss", f"{settings.style_loss} works without masks; masks need the gram "
+                                              "style loss")
+        masks = check_masks(masks, content_mask, len(styles))
+        original = content
+        if settings.preserve_colors == "histogram":
+            styles = [match_colors(s, *color_statistics(content)) for s in styles]
+        elif settings.style_colors:
+            content = match_colors(content, *mixed_statistics(styles, blend))
+        return cls(settings, content, original, styles, blend, masks, content_mask, init_image)
+
+    def finish(self, image) -> np.ndarray:
+        """A float picture of the run as the run gives it: uint8, the content's chroma put back
+        when only the luminance was stylized."""
+        output = to_uint8(image)
+        if self.settings.preserve_colors == "luminance":
+            output = preserve_colors(output, resize_exact(self.original, output.shape[:2]))
+        return output
+
+
+class _Clock:
+    """A run's evaluations counted and its time left estimated: the evaluations to come weighed by
+    their pixels (a later scale's cost more), at the pace the run has kept since its first began."""
+
+    def __init__(self, plan: Plan, start: float, finish):
+        self.plan, self.start, self.finish = plan, start, finish
+        self.pixels = [h * w for h, w in plan.shapes]
+        self.work_total = sum(n * px for n, px in zip(plan.iterations, self.pixels))
+        self.count, self.work, self.first = 0, 0, None
+
+    def moved(self, source: int, target: int, evaluations: int) -> None:
+        """``evaluations`` of scale ``source`` given to scale ``target`` (``Settings.scale_stop``)."""
+        self.work_total += evaluations * (self.pixels[target] - self.pixels[source])
+
+    def reporter(self, index: int, callback, budget: int):
+        """The optimizer's callback for scale ``index`` (``budget`` evaluations): a ``Progress`` to
+        ``callback`` each evaluation."""
+        def report(iteration, loss, parts, x, seconds):
+            elapsed = time.perf_counter() - self.start
+            self.count += 1
+            self.work += self.pixels[index]
+            if self.first is None:   # when the first evaluation began: the loop's clock
+                self.first = elapsed - seconds
+            loop_seconds = max(elapsed - self.first, 1e-9)
+            if callback:
+                callback(Progress(index, len(self.plan.shapes), self.plan.shapes[index], iteration,
+                                  budget, loss, parts, elapsed, seconds, self.count,
+                                  self.plan.evaluations, self.count / loop_seconds,
+                                  (self.work_total - self.work) * loop_seconds / self.work, x, self.finish))
+        return report
 
 
 def _importable(module: str) -> bool:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from .masks import pools_before
+from .targets import gram_sum
 
 ALIGN = 16          # every pooling grid of VGG19 lines up with a tile that starts at a multiple of 16 px
 HALO = 64           # px of context around a tile's core (a quarter of a smaller tile)
@@ -96,10 +97,10 @@ def tiled_grams(features, image: np.ndarray, layers, tile: int) -> dict:
         computed = features(np.ascontiguousarray(image[None, ty0:ty1, tx0:tx1]))
         for n in layers:
             s = 2 ** pools_before(n)
-            f = computed[n][0, (cy0 - ty0) // s:(cy1 - ty0) // s, (cx0 - tx0) // s:(cx1 - tx0) // s]
-            flat = f.reshape(-1, f.shape[-1]).astype(np.float32)
-            sums[n] = sums.get(n, 0) + flat.T @ flat
-            areas[n] = areas.get(n, 0) + flat.shape[0]
+            total, positions = gram_sum(computed[n][0, (cy0 - ty0) // s:(cy1 - ty0) // s,
+                                                    (cx0 - tx0) // s:(cx1 - tx0) // s])
+            sums[n] = sums.get(n, 0) + total
+            areas[n] = areas.get(n, 0) + positions
     return {n: sums[n] / np.float32(max(areas[n], 1)) for n in layers}
 
 
@@ -119,15 +120,13 @@ class TiledStep:
         self.offsets = [(round(core * i / phases) // ALIGN * ALIGN, round(core * ((i * 3) % phases) / phases)
                          // ALIGN * ALIGN) for i in range(phases)]
         self.rng = np.random.default_rng(seed)
-        self._targets: dict = {}
+        self.targets = None
         self._content: dict = {}
 
-    def bind_targets(self, *, image_shape, content_image, **targets) -> None:
-        """As a step's, plus ``content_image``: the float ``(H, W, 3)`` content at this scale
-        (its tiles' features are the content targets); ``content_targets`` are not needed."""
-        targets.pop("content_targets", None)
-        self.shape, self._targets, self._content = tuple(image_shape), targets, {}
-        self.content_image = content_image
+    def bind_targets(self, targets) -> None:
+        """As a step's; the tiles' content features come from ``targets.content_image`` (its
+        ``contents`` are not needed)."""
+        self.targets, self._content = targets, {}
 
     def describe(self) -> str:
         return f"{self.step.describe()}, in tiles of {self.tile} px"
@@ -135,34 +134,28 @@ class TiledStep:
     def _content_targets(self, box):
         if box not in self._content:
             ty0, ty1, tx0, tx1 = box
-            layers = self._targets["content_layers"]
-            computed = self.features(np.ascontiguousarray(self.content_image[None, ty0:ty1, tx0:tx1])) \
+            layers = self.targets.content_layers
+            computed = self.features(np.ascontiguousarray(self.targets.content_image[None, ty0:ty1, tx0:tx1])) \
                 if layers else {}
             self._content[box] = {n: computed[n] for n in layers}
         return self._content[box]
 
     def __call__(self, x: np.ndarray):
-        h, w = self.shape
+        h, w = self.targets.shape
         offset = self.offsets[self.rng.integers(len(self.offsets))]
-        content_w, style_w, tv_w = self._targets["loss_weights"]
         grad = np.zeros_like(x, dtype=np.float32)
         parts = {"content": 0.0, "style": 0.0}
         for core, box in boxes((h, w), self.tile, offset):
             ty0, ty1, tx0, tx1 = box
             cy0, cy1, cx0, cx1 = core
             share = (ty1 - ty0) * (tx1 - tx0) / (h * w)
-            bound = dict(self._targets, loss_weights=(content_w * share, style_w * share, tv_w))
-            if bound.get("style_masks") is not None:
-                bound["style_masks"] = bound["style_masks"][:, ty0:ty1, tx0:tx1]
-            if bound.get("content_mask") is not None:
-                bound["content_mask"] = bound["content_mask"][ty0:ty1, tx0:tx1]
-            self.step.bind_targets(image_shape=(ty1 - ty0, tx1 - tx0), content_targets=self._content_targets(box),
-                                   **{k: v for k, v in bound.items() if k != "image_shape"})
+            self.step.bind_targets(self.targets.tile(box, self._content_targets(box), share))
             _, tile_grad, tile_parts = self.step(np.ascontiguousarray(x[:, ty0:ty1, tx0:tx1]))
             grad[:, cy0:cy1, cx0:cx1] = tile_grad[:, cy0 - ty0:cy1 - ty0, cx0 - tx0:cx1 - tx0]
             core_share = (cy1 - cy0) * (cx1 - cx0) / (h * w)   # the parts of the whole picture, approximately
             parts["content"] += core_share * tile_parts["content"]
             parts["style"] += core_share * tile_parts["style"]
         parts["tv"] = total_variation(x)
+        content_w, style_w, tv_w = self.targets.loss_weights
         loss = content_w * parts["content"] + style_w * parts["style"] + tv_w * parts["tv"]
         return loss, grad, parts

@@ -30,6 +30,7 @@ from engine.ort.backend import METADATA_STEP  # noqa: E402
 from engine.spec import LOSS_PARTS, STEP_OUTPUTS, StepSpec, step_feeds  # noqa: E402
 from engine.style_targets import blend_statistics, style_statistics  # noqa: E402
 from engine.store import step_mismatch  # noqa: E402
+from engine.targets import Targets  # noqa: E402
 from models.vgg19 import channels  # noqa: E402
 
 from .grad_ops import HANDLERS  # noqa: E402
@@ -138,10 +139,9 @@ def _check_feeds(spec: StepSpec, trunk, shape, seed: int = 0) -> dict[str, np.nd
     n_style = len(spec.style_layers)
     if spec.style_loss == "gram":
         grams = {n: np.stack(g) for n, g in grams.items()}
-    feeds = step_feeds(spec, image_shape=shape, gram_targets=grams,
-                       content_targets={n: content_f[n].numpy() for n in spec.content_layers},
-                       style_layers={n: (i + 1) / n_style for i, n in enumerate(spec.style_layers)},
-                       content_layers={n: 1.0 for n in spec.content_layers}, loss_weights=(1e4, 1.0, 10.0), **masked)
+    feeds = step_feeds(spec, Targets(shape, grams, {n: content_f[n].numpy() for n in spec.content_layers},
+                                     {n: (i + 1) / n_style for i, n in enumerate(spec.style_layers)},
+                                     {n: 1.0 for n in spec.content_layers}, (1e4, 1.0, 10.0), **masked))
     return {"image": image, **feeds}
 
 

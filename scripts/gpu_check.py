@@ -55,8 +55,8 @@ class CheckError(RuntimeError):
 
 
 def _line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"
+    from engine.errors import one_line
+    return f"{type(exc).__name__}: {one_line(exc)}"
 
 
 def _attempt(row: dict, measure) -> dict:
@@ -216,7 +216,7 @@ def steps_section(bundle: Bundle, args, cuda: bool, probe: OrtFeatures) -> dict:
 
     def time_at(engine, size):
         image, bound = inputs[size]
-        engine.bind_targets(**bound)
+        engine.bind_targets(bound)
         loss = engine(image)[0]
         return {"shape": list(image.shape[1:3]), "loss": loss, **_timed(lambda: engine(image), args.repeats)}
 
@@ -225,7 +225,7 @@ def steps_section(bundle: Bundle, args, cuda: bool, probe: OrtFeatures) -> dict:
     def time_on_device(engine, size):
         # the image already on the device and the gradient left there, as engine.ort.device_lbfgs runs it
         image, bound = inputs[size]
-        engine.bind_targets(**bound)
+        engine.bind_targets(bound)
         if engine.image_buffer is not None:   # a CUDA graph: the image staged in the step's own buffer
             engine.image_buffer.update_inplace(image)
             kept = None
@@ -236,7 +236,7 @@ def steps_section(bundle: Bundle, args, cuda: bool, probe: OrtFeatures) -> dict:
         if size not in reference:
             exact = OrtStep(bundle.step, provider=args.provider, winograd=False, sized=False,
                             cuda_options={"use_tf32": "0"})
-            exact.bind_targets(**bound)
+            exact.bind_targets(bound)
             reference[size] = exact(image)[:2]
         loss_ref, grad_ref = reference[size]
         error = {"loss_rel_error": abs(loss - loss_ref) / abs(loss_ref),
@@ -283,7 +283,7 @@ def profile_section(bundle: Bundle, args, cuda: bool, probe: OrtFeatures) -> dic
     with tempfile.TemporaryDirectory() as folder:
         engine = OrtStep(bundle.step, provider=args.provider, winograd=not cuda,
                          profile_prefix=str(Path(folder) / "step"))
-        engine.bind_targets(**bound)
+        engine.bind_targets(bound)
         for _ in range(WARMUP + 1):
             engine(image)
         runs = 5

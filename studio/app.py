@@ -5,12 +5,11 @@ Every answer that is not a success is JSON ``{"detail": "one readable line"}``."
 
 import asyncio
 import contextlib
-import json
 import time
 from pathlib import Path
 from typing import Annotated, AsyncIterable
 
-from fastapi import Depends, FastAPI, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, JSONResponse, Response
@@ -18,10 +17,12 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from engine.errors import one_line
 from engine.images import ImageError
-from engine.settings import DEFAULTS
+from engine.settings import DEFAULTS, SettingsError
 
-from .inputs import BadInput, bundled_names, bundled_path, images_from, settings_from
+from .inputs import (MAX_FIELDS, MAX_FILES, BadInput, bundled_names, bundled_path, read_job, refused, request_schema,
+                     settings_description)
 from .jobs import FINISHED, NotCancellable, QueueFull, Studio
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -62,52 +63,26 @@ def create_app(studio: Studio, *, max_upload_mb: int = MAX_UPLOAD_MB) -> FastAPI
             raise HTTPException(404, f"no job {job_id}")
         return job_id
 
-    @app.post("/api/jobs", status_code=202, max_body_size=limit, summary="Submit a picture to make")
-    def create_job(
-        content: Annotated[UploadFile | None, File(description="the photograph (or give content_name)")] = None,
-        content_name: Annotated[str | None, Form(description="a bundled photograph, e.g. chelsea.jpg")] = None,
-        style: Annotated[list[UploadFile], File(description="painting(s) to upload")] = [],  # noqa: B006
-        style_name: Annotated[list[str], Form(description="bundled painting(s), e.g. starry_night.jpg; "
-                                                           "they come before uploaded ones")] = [],  # noqa: B006
-        size: Annotated[int | None, Form(description=f"longest side, px (default {DEFAULTS.size})")] = None,
-        iterations: Annotated[int | None, Form(description="evaluations at each scale")] = None,
-        scales: Annotated[int | None, Form()] = None,
-        min_size: Annotated[int | None, Form()] = None,
-        optimizer: Annotated[str | None, Form(description="lbfgs or adam")] = None,
-        content_weight: Annotated[float | None, Form()] = None,
-        style_weight: Annotated[float | None, Form()] = None,
-        tv_weight: Annotated[float | None, Form()] = None,
-        style_blend: Annotated[str | None, Form(description="one weight per painting, e.g. 0.7,0.3")] = None,
-        preserve_colors: Annotated[str | None, Form(description="keep the photograph's colours: none, luminance "
-                                                                "or histogram (true: luminance)")] = None,
-        style_colors: Annotated[bool | None, Form(description="recolour the photograph to the paintings' "
-                                                             "first")] = None,
-        step_engine: Annotated[str | None, Form(description="auto, tf or ort")] = None,
-        init: Annotated[str | None, Form(description="content or noise")] = None,
-        seed: Annotated[int | None, Form()] = None,
-        settings: Annotated[str | None, Form(description="any other settings as a JSON object, "
-                                                         "named as in the CLI's Settings")] = None,
-    ) -> JSONResponse:
-        """Checks the settings and the images (the CLI's own checks) and queues the job: 202 with the
-        job, 422 for a setting, 400 for an image file, 413 for an upload over the limit, 429 with
-        Retry-After when the line is full."""
+    @app.post("/api/jobs", status_code=202, max_body_size=limit, summary="Submit a picture to make",
+              openapi_extra={"requestBody": request_schema()},
+              responses={202: {"description": "the job, queued"}, 400: {"description": "an image file refused"},
+                         413: {"description": "over the upload limit"}, 422: {"description": "a setting refused"},
+                         429: {"description": "the line is full (Retry-After)"}})
+    async def create_job(request: Request) -> JSONResponse:
+        """Checks the settings and the pictures (the CLI's own checks, every field read by the
+        settings' declarations) and queues the job: 202 with the job, 422 for a setting, 400 for an
+        image file, 413 for an upload over the limit, 429 with Retry-After when the line is full."""
         if len(studio.waiting) >= studio.queue_size:   # refused before any picture is decoded
             raise QueueFull(studio.retry_after())
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind not in ("multipart/form-data", "application/x-www-form-urlencoded", ""):
+            raise BadInput(415, f"a job is sent as multipart/form-data, not {kind[:60]}")
+        form = await request.form(max_files=MAX_FILES, max_fields=MAX_FIELDS)
         try:
-            extra = json.loads(settings) if settings else None
-        except json.JSONDecodeError as exc:
-            raise BadInput(422, f"settings is not a JSON object ({exc.msg})") from None
-        if extra is not None and not isinstance(extra, dict):
-            raise BadInput(422, "settings must be a JSON object")
-        checked = settings_from(dict(size=size, iterations=iterations, scales=scales, min_size=min_size,
-                                     optimizer=optimizer, content_weight=content_weight, style_weight=style_weight,
-                                     tv_weight=tv_weight, style_blend=style_blend, preserve_colors=preserve_colors,
-                                     style_colors=style_colors, step_engine=step_engine, init=init, seed=seed), extra)
-        upload = (content.filename or "upload", content.file.read()) if content is not None else None
-        styles = [(f.filename or "upload", f.file.read()) for f in style]
-        picture, paintings, sources = images_from(checked, upload, content_name, styles, style_name,
-                                                  studio.data)
-        job = studio.submit(checked, picture, paintings, sources)
+            # decoding pictures takes a core for a while: not on the event loop
+            job = await asyncio.to_thread(lambda: studio.submit(read_job(form, studio.data)))
+        finally:
+            await form.close()
         return JSONResponse(studio.snapshot(job.id), status_code=202, headers={"Location": f"/api/jobs/{job.id}"})
 
     @app.get("/api/jobs", summary="This server's jobs, newest first")
@@ -162,6 +137,11 @@ def create_app(studio: Studio, *, max_upload_mb: int = MAX_UPLOAD_MB) -> FastAPI
     def list_bundled() -> dict:
         return {"content": bundled_names("content"), "style": bundled_names("style"), "defaults": DEFAULTS.to_dict()}
 
+    @app.get("/api/settings", summary="Every setting's declaration (what the page builds its controls from) "
+                                      "and the pictures a job may take besides the photograph and paintings")
+    def list_settings() -> dict:
+        return settings_description()
+
     @app.get("/api/bundled/{kind}/{name}", summary="A bundled image", response_class=FileResponse)
     def bundled_image(kind: str, name: str):
         path = bundled_path(kind, name) if kind in ("content", "style") else None
@@ -215,35 +195,38 @@ def _docs(app: FastAPI) -> None:
 def _errors(app: FastAPI, max_upload_mb: int) -> None:
     """Every refusal as ``{"detail": one line}``."""
 
-    def one_line(status: int, detail: str, headers=None) -> JSONResponse:
-        return JSONResponse({"detail": " ".join(str(detail).split())}, status_code=status, headers=headers)
+    def answer(status: int, detail, headers=None) -> JSONResponse:
+        return JSONResponse({"detail": one_line(detail)}, status_code=status, headers=headers)
 
     @app.exception_handler(BadInput)
     async def bad_input(request, exc: BadInput):
-        return one_line(exc.status, exc.detail)
+        return answer(exc.status, exc.detail)
+
+    @app.exception_handler(SettingsError)
+    async def bad_setting(request, exc: SettingsError):
+        return answer(422, refused(exc).detail)
 
     @app.exception_handler(ImageError)
     async def bad_image(request, exc: ImageError):   # a bundled image that cannot be read
-        return one_line(400, str(exc))
+        return answer(400, exc)
 
     @app.exception_handler(QueueFull)
     async def queue_full(request, exc: QueueFull):
-        return one_line(429, str(exc), {"Retry-After": str(exc.retry_after)})
+        return answer(429, exc, {"Retry-After": str(exc.retry_after)})
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request, exc: RequestValidationError):
         error = exc.errors()[0]
         where = ".".join(str(p) for p in error.get("loc", ())[1:]) or "request"
-        return one_line(422, f"{where}: {error.get('msg', 'invalid')}")
+        return answer(422, f"{where}: {error.get('msg', 'invalid')}")
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request, exc: StarletteHTTPException):
         detail = exc.detail
         if exc.status_code == 413:
             detail = f"the upload is larger than the {max_upload_mb} MB limit"
-        return one_line(exc.status_code, detail, getattr(exc, "headers", None))
+        return answer(exc.status_code, detail, getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
     async def unexpected(request, exc: Exception):
-        text = str(exc).strip().splitlines()
-        return one_line(500, f"internal error: {text[0] if text else type(exc).__name__}")
+        return answer(500, f"internal error: {one_line(exc)}")

@@ -1,17 +1,37 @@
-"""What a request to make a picture sends, checked before any work: its settings (through
-``Settings``, the CLI's own checks) and its images (through ``load_image``, the CLI's own reader).
-Every refusal is a ``BadInput`` carrying an HTTP status and one line for the person."""
+"""What a request to make a picture sends, checked before any work: its fields read by the settings'
+own declarations (``engine.settings``: the CLI's checks, the CLI's text forms), its pictures by the
+CLI's own reader (``load_image``), and the engine's own refusals for the photograph's size
+(``engine.plan.check``). Every refusal is a ``BadInput`` carrying an HTTP status and one line for
+the person."""
 from __future__ import annotations
 
+import json
 import os
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from engine import plan as planning
 from engine.images import DEFAULT_CONTENT, DEFAULT_STYLE, ImageError, bundled, load_image, resize_longest
-from engine.settings import Settings, SettingsError
-from models.vgg19 import min_side
+from engine.masks import check_masks
+from engine.settings import CONTROLS, IMAGE_INPUTS, MAX_STYLES, Settings, SettingsError
+
+# the form's fields besides the settings: (kind, several allowed, what it is)
+FIELDS = {
+    "content": ("file", False, "the photograph (or give content_name)"),
+    "content_name": ("text", False, "a bundled photograph, e.g. chelsea.jpg"),
+    "style": ("file", True, "painting(s) to upload"),
+    "style_name": ("text", True, "bundled painting(s), e.g. starry_night.jpg; they come before uploaded ones"),
+    "settings": ("text", False, "settings as a JSON object, named as in Settings (a field of the same name "
+                                "may not be given too)"),
+    **{i.form: ("file", i.per_style, i.help + ("; one per painting, in their order: bundled ones first" if
+                                               i.per_style else "")) for i in IMAGE_INPUTS},
+}
+IMAGE_FIELDS = {i.form: i for i in IMAGE_INPUTS}
+MAX_FILES = 2 * MAX_STYLES + 3   # paintings, their masks, the photograph, its mask, a starting picture
+MAX_FIELDS = len(CONTROLS) + MAX_STYLES + 8
 
 
 class BadInput(Exception):
@@ -20,28 +40,156 @@ class BadInput(Exception):
         self.status, self.detail = status, detail
 
 
-def settings_from(fields: dict, extra: dict | None) -> Settings:
-    """``fields``: the form's settings (None where not given); ``extra``: any other ``Settings``
-    fields as a dict. Unknown names and values outside the CLI's limits are refused (422)."""
-    given = {**(extra or {}), **{k: v for k, v in fields.items() if v is not None}}
-    if isinstance(given.get("style_blend"), str):
+def refused(exc: SettingsError) -> BadInput:
+    """A setting's refusal in the API's words: a picture input by its form field's name."""
+    names = {i.name: i.form for i in IMAGE_INPUTS}
+    return BadInput(422, f"{names.get(exc.field, exc.field)} {exc.problem}")
+
+
+def request_schema() -> dict:
+    """The OpenAPI request body of a job: every field of ``FIELDS`` and every setting, from their
+    declarations (a setting's form field is text, read as the CLI reads its option)."""
+    from engine.settings import DEFAULTS
+    properties = {}
+    for name, (kind, many, what) in FIELDS.items():
+        one = {"type": "string", "format": "binary"} if kind == "file" else {"type": "string"}
+        properties[name] = ({"type": "array", "items": one, "description": what} if many
+                            else {**one, "description": what})
+    properties.update({name: c.schema(getattr(DEFAULTS, name)) for name, c in CONTROLS.items()})
+    schema = {"type": "object", "properties": properties}
+    return {"required": False, "content": {"multipart/form-data": {"schema": schema},
+                                           "application/x-www-form-urlencoded": {"schema": schema}}}
+
+
+# what the page starts with where it differs from the settings' defaults: on a CPU, auto means the
+# TensorFlow step, and the ONNX Runtime step is faster (docs/BENCHMARKS.md)
+PAGE_DEFAULTS = {"step_engine": "ort"}
+
+
+def settings_description() -> dict:
+    """Every setting's declaration with its default as a form field writes it, and the pictures a
+    job takes besides the photograph and the paintings: what the page builds its controls from."""
+    from dataclasses import asdict
+
+    from engine.settings import DEFAULTS
+    controls = []
+    for name, control in CONTROLS.items():
+        default = PAGE_DEFAULTS.get(name, getattr(DEFAULTS, name))
+        text = control.schema(default)["default"]
+        controls.append({**asdict(control), "default": text if control.kind in ("ints", "floats", "layers")
+                         else default})
+    return {"settings": controls, "images": [asdict(i) for i in IMAGE_INPUTS]}
+
+
+@dataclass
+class Submission:
+    """A job as the form gave it, checked: the settings, the pictures (uint8, no larger than the run
+    can use) and what each was called."""
+    settings: Settings
+    content: np.ndarray
+    styles: list
+    pictures: dict = field(default_factory=dict)   # IMAGE_INPUTS name -> array (masks: a list)
+    sources: dict = field(default_factory=dict)
+
+
+def _fields(form) -> dict[str, list]:
+    """The form's parts by name, each checked for its kind and count; a file input a browser sent
+    empty (no file chosen) is no part."""
+    parts: dict[str, list] = {}
+    for name, value in form.multi_items():
+        is_file = not isinstance(value, str)
+        if is_file and not value.filename and not value.size:
+            continue
+        if name in FIELDS:
+            kind, many, _ = FIELDS[name]
+        elif name in CONTROLS:
+            kind, many = "text", False
+        else:
+            raise BadInput(422, f"{name[:40]} is not a setting or a field of this form")
+        if (kind == "file") != is_file:
+            raise BadInput(422, f"{name} must be {'a file' if kind == 'file' else 'text, not a file'}")
+        if parts.get(name) and not many:
+            raise BadInput(422, f"{name} is given more than once")
+        parts.setdefault(name, []).append(value)
+    return parts
+
+
+def settings_from(texts: dict, extra: str | None) -> Settings:
+    """``texts``: settings' form fields; ``extra``: the ``settings`` field's JSON object. A name in
+    both, a name that is no setting and a value outside the CLI's limits are refused (422)."""
+    typed = {}
+    if extra:
         try:
-            given["style_blend"] = tuple(float(v) for v in given["style_blend"].split(",") if v.strip())
-        except ValueError:
-            raise BadInput(422, f"style_blend {given['style_blend']!r} is not a comma-separated list of numbers") \
-                from None
-    if isinstance(given.get("preserve_colors"), str):   # a form's true/false: the CLI's flag, luminance
-        given["preserve_colors"] = {"true": "luminance", "on": "luminance", "1": "luminance", "false": "none",
-                                    "off": "none", "0": "none"}.get(given["preserve_colors"].lower(),
-                                                                   given["preserve_colors"])
-    if given.get("init") == "image":
-        raise BadInput(422, "init 'image' is not offered here: use content or noise")
+            typed = json.loads(extra)
+        except json.JSONDecodeError as exc:
+            raise BadInput(422, f"settings is not a JSON object ({exc.msg})") from None
+        if not isinstance(typed, dict):
+            raise BadInput(422, "settings must be a JSON object")
+        both = sorted(set(typed) & set(texts))
+        if both:
+            raise BadInput(422, f"{both[0]} is given twice: as a field and in settings")
     try:
-        return Settings.from_dict(given)
+        return Settings.from_text(texts, typed)
     except SettingsError as exc:
-        raise BadInput(422, str(exc)) from None
-    except TypeError as exc:   # a value of a kind Settings cannot take at all
-        raise BadInput(422, str(exc).splitlines()[0]) from None
+        raise refused(exc) from None
+
+
+def read_job(form, folder: Path) -> Submission:
+    """A job's form -> a ``Submission``, or the first thing wrong with it as a ``BadInput``."""
+    parts = _fields(form)
+    texts = {name: values[0] for name, values in parts.items() if name in CONTROLS}
+    for image in IMAGE_FIELDS.values():   # a starting picture given: start from it
+        if image.sets and image.form in parts and image.sets[0] not in texts:
+            texts[image.sets[0]] = image.sets[1]
+    settings = settings_from(texts, parts.get("settings", [None])[0])
+    content_upload = parts.get("content", [None])[0]
+    content_name = parts.get("content_name", [None])[0]
+    if content_upload is not None and content_name:
+        raise BadInput(422, "content: give an uploaded file or content_name, not both")
+    if content_upload is not None:
+        content, content_source = read_upload(content_upload, folder), _name(content_upload)
+    else:
+        content, content_source = _bundled_image("content", content_name or DEFAULT_CONTENT, "content_name")
+    styles, style_sources = [], []
+    for name in parts.get("style_name", []):
+        image, source = _bundled_image("style", name, "style_name")
+        styles.append(image)
+        style_sources.append(source)
+    for upload in parts.get("style", []):
+        styles.append(read_upload(upload, folder))
+        style_sources.append(_name(upload))
+    if not styles:
+        image, source = _bundled_image("style", DEFAULT_STYLE, "style_name")
+        styles, style_sources = [image], [source]
+    pictures, sources = {}, {"content": content_source, "style": style_sources}
+    for form_name, image in IMAGE_FIELDS.items():
+        uploads = parts.get(form_name, [])
+        if uploads:
+            read = [read_upload(u, folder) for u in uploads]
+            pictures[image.name] = read if image.per_style else read[0]
+            sources[image.name] = [_name(u) for u in uploads] if image.per_style else _name(uploads[0])
+    try:
+        for image in IMAGE_FIELDS.values():
+            if not image.sets:
+                continue
+            name, choice = image.sets
+            if getattr(settings, name) != choice and image.name in pictures:
+                raise SettingsError(image.name, f"is given, but {name} is {getattr(settings, name)!r}: give "
+                                                f"{name} {choice} or no file")
+            if getattr(settings, name) == choice and image.name not in pictures:
+                raise SettingsError(name, f"is {choice!r} but no {image.form} was given")
+        settings.check_styles(len(styles))
+        check_masks(pictures.get("masks"), pictures.get("content_mask"), len(styles))
+        planning.check(settings, content.shape)
+    except SettingsError as exc:
+        raise refused(exc) from None
+    # A queued job holds its pictures in memory: keep no more pixels than the run can use.
+    longest = 2 * settings.size
+    content = _at_most(content, longest)
+    styles = [_at_most(s, 2 * settings.style_size(settings.size)) for s in styles]
+    pictures = {name: [_at_most(m, longest) for m in value] if isinstance(value, list) else _at_most(value, longest)
+                for name, value in pictures.items()}
+    return Submission(settings, content, styles, pictures, sources)
 
 
 def bundled_names(kind: str) -> list[str]:
@@ -57,69 +205,33 @@ def bundled_path(kind: str, name: str) -> Path | None:
     return None
 
 
-def _bundled_image(kind: str, name: str, field: str) -> tuple[np.ndarray, str]:
+def _bundled_image(kind: str, name: str, field_name: str) -> tuple[np.ndarray, str]:
     path = bundled_path(kind, name)
     if path is None:
         what = "photograph" if kind == "content" else "painting"
-        raise BadInput(422, f"{field} {name!r} is not a bundled {what} ({', '.join(bundled_names(kind))})")
+        raise BadInput(422, f"{field_name} {name[:80]!r} is not a bundled {what} ({', '.join(bundled_names(kind))})")
     return load_image(path), f"{kind}/{path.name}"
 
 
-def read_upload(name: str, data: bytes, folder: Path) -> np.ndarray:
+def _name(upload) -> str:
+    return (Path(upload.filename or "upload").name or "upload")[:80]
+
+
+def read_upload(upload, folder: Path) -> np.ndarray:
     """An uploaded file as uint8 RGB, or a 400 naming the file and what is wrong with it: the file
     goes through the same reader (and the same refusals) as the CLI's."""
-    shown = (Path(name or "upload").name or "upload")[:80]
+    shown = _name(upload)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix="upload-", suffix=Path(shown).suffix[:10])
     try:
         with os.fdopen(fd, "wb") as file:
-            file.write(data)
+            upload.file.seek(0)
+            while block := upload.file.read(1 << 20):
+                file.write(block)
         return load_image(tmp)
     except ImageError as exc:
         raise BadInput(400, str(exc).replace(tmp, shown)) from None
     finally:
         os.unlink(tmp)
-
-
-def images_from(settings: Settings, content_upload, content_name, style_uploads, style_names, folder: Path):
-    """The content image, the style images (bundled names first, then uploads, the order
-    ``style_blend`` weighs them in) and what they are called. Each upload: ``(filename, bytes)``."""
-    if content_upload is not None and content_name:
-        raise BadInput(422, "content: give an uploaded file or content_name, not both")
-    if content_upload is not None:
-        content, content_source = read_upload(content_upload[0], content_upload[1], folder), content_upload[0]
-    else:
-        content, content_source = _bundled_image("content", content_name or DEFAULT_CONTENT, "content_name")
-    styles, style_sources = [], []
-    for name in style_names:
-        image, source = _bundled_image("style", name, "style_name")
-        styles.append(image)
-        style_sources.append(source)
-    for filename, data in style_uploads:
-        styles.append(read_upload(filename, data, folder))
-        style_sources.append(filename)
-    if not styles:
-        image, source = _bundled_image("style", DEFAULT_STYLE, "style_name")
-        styles, style_sources = [image], [source]
-    try:
-        settings.check_styles(len(styles))
-    except SettingsError as exc:
-        raise BadInput(422, str(exc)) from None
-    _check_size(settings, content.shape)
-    # A queued job holds its pictures in memory: keep no more pixels than the run can use.
-    content = _at_most(content, 2 * settings.size)
-    styles = [_at_most(s, 2 * max(16, round(settings.size * settings.style_scale))) for s in styles]
-    return content, styles, {"content": content_source, "style": style_sources}
-
-
-def _check_size(settings: Settings, shape) -> None:
-    """The engine's own refusal of a picture too small for the deepest layer, made before the job
-    waits in the line rather than when it starts."""
-    h, w = shape[:2]
-    final = (max(1, round(h * settings.size / max(h, w))), max(1, round(w * settings.size / max(h, w))))
-    smallest = min_side(tuple(settings.style_layers) + tuple(settings.content_layers))
-    if min(final) < smallest:
-        raise BadInput(422, f"size {settings.size} makes this picture {final[1]}x{final[0]} px; these layers need "
-                            f"at least {smallest} px a side")
 
 
 def _at_most(image: np.ndarray, longest: int) -> np.ndarray:

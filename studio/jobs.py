@@ -3,8 +3,9 @@ runs one job at a time, and a preview thread encodes the picture as it forms.
 
 The engine's callback is the hot path: it only records numbers and, at least once a second where
 the evaluations' pace allows (after every one when they are slower), hands a copy of the image to
-the preview thread, which does the colour work, the JPEG encoding and the file write. Every state
-change is written to the ``JobStore`` first, so a restart finds each finished job and its picture."""
+the preview thread, which finishes it as the engine finishes its result (``Progress.finish``: the
+colour work), encodes the JPEG and writes the file. Every state change is written to the
+``JobStore`` first, so a restart finds each finished job and its picture."""
 from __future__ import annotations
 
 import collections
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.errors import one_line
 from engine.settings import Settings
 from models.atomic import atomic_path
 
@@ -48,6 +50,7 @@ class Job:
     created: float
     content: np.ndarray | None     # uint8 RGB; dropped when the job ends
     styles: list | None
+    pictures: dict | None          # masks, content mask, starting picture (engine.settings.IMAGE_INPUTS)
     state: str = "queued"
     started: float | None = None
     finished: float | None = None
@@ -65,26 +68,22 @@ class Job:
         self.version += 1
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
-
-
 class Previews:
     """One thread that turns the latest offered image of each running job into a JPEG on disk: the
     engine's thread only copies an array. A job's newer image replaces one not yet encoded."""
 
     def __init__(self, folder: Path):
         self.folder = folder
-        self._pending: dict[str, tuple[Job, np.ndarray]] = {}
+        self._pending: dict[str, tuple] = {}
         self._wake = threading.Condition()
         self._closing = False
         self._thread = threading.Thread(target=self._loop, name="studio-previews", daemon=True)
         self._thread.start()
 
-    def offer(self, job: Job, image: np.ndarray) -> None:
+    def offer(self, job: Job, image: np.ndarray, finish) -> None:
+        """``finish``: the run's own ending for a picture (``Progress.finish``)."""
         with self._wake:
-            self._pending[job.id] = (job, image)
+            self._pending[job.id] = (job, image, finish)
             self._wake.notify()
 
     def _loop(self) -> None:
@@ -94,21 +93,16 @@ class Previews:
                     self._wake.wait()
                 if self._closing:
                     return
-                job, image = self._pending.pop(next(iter(self._pending)))
+                job, image, finish = self._pending.pop(next(iter(self._pending)))
             try:
-                self.write(job, image)
+                self.write(job, image, finish)
             except Exception:   # a preview is not worth a job; the result is written by the worker
                 log.exception("preview of job %s", job.id)
 
-    def write(self, job: Job, image: np.ndarray) -> None:
+    def write(self, job: Job, image: np.ndarray, finish) -> None:
         from PIL import Image
-
-        from engine.images import preserve_colors, resize_exact, to_uint8
         begin = time.thread_time()   # CPU time: what the engine's threads lose, not waits for a core
-        picture = to_uint8(image)
-        content = job.content
-        if job.settings.preserve_colors == "luminance" and content is not None:   # as the result will be
-            picture = preserve_colors(picture, resize_exact(content, picture.shape[:2]))
+        picture = finish(image)      # as the result will be
         data = io.BytesIO()
         # JPEG: a twentieth of a fast PNG's encoding time (0.2 ms against 4.3 at 256 px here), for a picture
         # that lives a second; the result is a PNG with its settings
@@ -161,13 +155,15 @@ class Studio:
 
     # -- what the API calls --------------------------------------------------------------
 
-    def submit(self, settings: Settings, content: np.ndarray, styles: list, sources: dict) -> Job:
+    def submit(self, submission) -> Job:
+        """Queue a checked job (``studio.inputs.Submission``)."""
         with self._lock:
             if len(self.waiting) >= self.queue_size:
                 raise QueueFull(self.retry_after())
-            job = Job(secrets.token_hex(8), settings, sources, time.time(), content, styles)
+            job = Job(secrets.token_hex(8), submission.settings, submission.sources, time.time(), submission.content,
+                      submission.styles, submission.pictures)
             self.store.add({"id": job.id, "state": job.state, "created": job.created,
-                            "settings": settings.to_dict(), "sources": sources})
+                            "settings": job.settings.to_dict(), "sources": job.sources})
             self.jobs[job.id] = job
             self.waiting.append(job)
             self._changed_positions()
@@ -270,7 +266,7 @@ class Studio:
             try:
                 stylizer.run(picture, [picture], Settings(size=64, scales=1, iterations=1))
             except Exception as exc:   # jobs may still run (another engine, or the error again, per job)
-                log.warning("warming the engine failed: %s", _one_line(exc))
+                log.warning("warming the engine failed: %s", one_line(exc))
         return stylizer
 
     def _work(self) -> None:
@@ -279,7 +275,7 @@ class Studio:
             stylizer = self._engine()
         except Exception as exc:   # every job then fails with this line, and the server still answers
             log.exception("the engine did not load")
-            failure = f"the engine did not load: {_one_line(exc)}"
+            failure = f"the engine did not load: {one_line(exc)}"
         while True:
             with self._lock:
                 while not self.waiting and not self._closing:
@@ -299,7 +295,7 @@ class Studio:
                 self._run(stylizer, job)
             except Exception as exc:   # never lose the worker: the job fails with one line
                 log.exception("job %s", job.id)
-                self._end(job, "failed", error=_one_line(exc))
+                self._end(job, "failed", error=one_line(exc))
 
     def _run(self, stylizer, job: Job) -> None:
         from engine.images import save_image
@@ -309,40 +305,31 @@ class Studio:
         job.progress = {"phase": "preparing"}
         job.changed()
         plan = stylizer.plan(job.settings, job.content.shape)   # may export a model on a first use
-        pixels = [h * w for h, w in plan.shapes]
-        total = sum(plan.iterations)
-        # evaluations weighted by their pixels: a later scale's cost more
-        work_total = sum(n * px for n, px in zip(plan.iterations, pixels))
-        state = {"count": 0, "work": 0, "first": None, "last_preview": -math.inf}
+        last_preview = -math.inf
 
         def on_progress(p) -> None:
+            nonlocal last_preview
             begin = time.thread_time()
-            state["count"] += 1
-            state["work"] += pixels[p.scale]
-            if state["first"] is None:   # when the first evaluation began: the loop's clock
-                state["first"] = p.elapsed - p.evaluation_seconds
-            loop_seconds = max(p.elapsed - state["first"], 1e-9)
             job.progress = {
-                "phase": "running", "evaluations": state["count"], "total": total,
-                "scale": p.scale + 1, "scales": p.scales, "width": p.shape[1], "height": p.shape[0],
-                "loss": p.loss, "elapsed": p.elapsed, "rate": state["count"] / loop_seconds,
-                "left": (work_total - state["work"]) * loop_seconds / state["work"]}
+                "phase": "running", "evaluations": p.evaluations, "total": p.total, "scale": p.scale + 1,
+                "scales": p.scales, "width": p.shape[1], "height": p.shape[0], "loss": p.loss, "elapsed": p.elapsed,
+                "rate": p.rate, "left": p.left}
             job.changed()
             now = time.perf_counter()
             # a preview now if waiting for the next evaluation would leave more than the interval
             # since the last one: about once a second when evaluations are quick, every one when slow
-            if now - state["last_preview"] + p.evaluation_seconds >= self.preview_interval:
-                state["last_preview"] = now
-                self.previews.offer(job, p.image.copy())   # the optimizer reuses its array
+            if now - last_preview + p.evaluation_seconds >= self.preview_interval:
+                last_preview = now
+                self.previews.offer(job, p.image.copy(), p.finish)   # the optimizer reuses its array
             job.callback_seconds += time.thread_time() - begin
 
         try:
             outcome = stylizer.run(job.content, job.styles, job.settings, callback=on_progress, stop=job.stop,
-                                   plan=plan)
+                                   plan=plan, **job.pictures)
         except Interrupted:
             self._end(job, "cancelled", error="stopped before the first evaluation: no picture")
             return
-        metadata = picture_metadata(outcome, content=job.sources["content"], style=job.sources["style"])
+        metadata = picture_metadata(outcome, **job.sources)
         save_image(outcome.image, self.results / f"{job.id}.png", metadata)
         job.result = f"{job.id}.png"
         job.progress = {**job.progress, "phase": "finished", "evaluations": outcome.iterations, "loss": outcome.loss,
@@ -363,5 +350,5 @@ class Studio:
                           evaluations=p.get("evaluations"), total=p.get("total"), loss=p.get("loss"),
                           seconds=p.get("elapsed"))
         job.state = state
-        job.content = job.styles = None
+        job.content = job.styles = job.pictures = None
         job.changed()

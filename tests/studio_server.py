@@ -46,7 +46,7 @@ class Server:
         return self.base + path
 
     def submit(self, files=None, **fields):
-        data = {**FAST, **{k: str(v) for k, v in fields.items()}}
+        data = {**FAST, **{k: v if isinstance(v, list) else str(v) for k, v in fields.items()}}
         return requests.post(self.url("/api/jobs"), data=data, files=files, timeout=60)
 
     def job(self, job_id: str) -> dict:

@@ -50,7 +50,7 @@ def test_sized_graph_computes_what_the_any_size_graph_does(seed_step_graph, boun
     for label, options in (("any", {"sized": False}), ("sized", {"sized": True}),
                            ("folded", {"sized": True, "fold_targets": True})):
         step = OrtStep(seed_step_graph, provider="cpu", winograd=False, **options)
-        step.bind_targets(**targets)
+        step.bind_targets(targets)
         results[label] = step(image)
     loss, grad, parts = results["any"]
     for label in ("sized", "folded"):
@@ -67,7 +67,7 @@ def test_sized_sessions_are_kept_for_the_last_few_sizes(seed_step_graph, store, 
     step = OrtStep(seed_step_graph, provider="cpu", winograd=False, sized=True)
     for size in range(40, 40 + 8 * (SIZED_SESSIONS + 1), 8):
         content, targets = step_inputs(size, spec, features)
-        step.bind_targets(**targets)
+        step.bind_targets(targets)
         assert step(content[None].astype(np.float32))[1].shape == (1, *content.shape[:2], 3)
     assert len(step._sized) == SIZED_SESSIONS
     with pytest.raises(ValueError, match="no input"):
@@ -77,7 +77,7 @@ def test_sized_sessions_are_kept_for_the_last_few_sizes(seed_step_graph, store, 
 def test_gradient_left_on_the_device_is_not_overwritten_by_the_next_call(seed_step_graph, bound):
     image, targets = bound
     step = OrtStep(seed_step_graph, provider="cpu", winograd=False)
-    step.bind_targets(**targets)
+    step.bind_targets(targets)
     loss, grad, parts = step.on_device(ort.OrtValue.ortvalue_from_numpy(image))
     kept = grad.numpy().copy()
     assert loss == step(image)[0] and np.array_equal(kept, step(image)[1])
@@ -88,7 +88,7 @@ def test_gradient_left_on_the_device_is_not_overwritten_by_the_next_call(seed_st
 def test_lbfgs_beside_the_step_follows_the_host_lbfgs(seed_step_graph, bound):
     image, targets = bound
     step = OrtStep(seed_step_graph, provider="cpu", winograd=False)
-    step.bind_targets(**targets)
+    step.bind_targets(targets)
     host, device, pictures = [], [], []
     on_host = lbfgs(step, image, 30, callback=lambda i, loss, parts, x, s: host.append(loss))
 
@@ -137,7 +137,7 @@ def test_lbfgs_with_a_step_bound_to_fixed_buffers_is_the_same_run(seed_step_grap
     runs = {}
     for graph in (False, True):
         step = OrtStep(seed_step_graph, provider="cpu", winograd=False, sized=True, cuda_graph=graph)
-        step.bind_targets(**targets)
+        step.bind_targets(targets)
         assert (step.image_buffer is not None) == graph
         losses = []
         result = lbfgs_on_device(step, image, 12, callback=lambda i, loss, parts, x, s: losses.append(loss))

@@ -31,7 +31,7 @@ def test_as_good_as_scipy_on_the_real_objective(seed_step_graph, weights, conten
     from engine.ort.step import OrtStep
     from engine.spec import SEED_CONTENT_LAYER, SEED_STYLE_LAYERS, FeatureSpec
     from engine.store import ArtifactStore
-    from engine.targets import compute_targets
+    from engine.targets import Targets, compute_targets
     spec = FeatureSpec(weights.sha256)
     content = as_float(resize_exact(content_image, (64, 96)))
     style = as_float(resize_longest(style_image, 96))
@@ -39,8 +39,7 @@ def test_as_good_as_scipy_on_the_real_objective(seed_step_graph, weights, conten
     contents, grams = compute_targets(OrtFeatures(ArtifactStore().feature_model(spec), provider="cpu"), content,
                                       [style], [1.0], style_layers, content_layers)
     step = OrtStep(seed_step_graph, provider="cpu")
-    step.bind_targets(image_shape=(64, 96), gram_targets=grams, content_targets=contents, style_layers=style_layers,
-                      content_layers=content_layers, loss_weights=(1e4, 1.0, 10.0))
+    step.bind_targets(Targets((64, 96), grams, contents, style_layers, content_layers, (1e4, 1.0, 10.0)))
     start = step(content[None])[0]
     results = {}
     for optimizer in (lbfgs, scipy_lbfgs):
@@ -58,13 +57,13 @@ def test_a_step_engine_gradient_is_not_overwritten_by_the_next_call(seed_step_gr
     silently turn every curvature pair to zero (it did: L-BFGS degraded to gradient descent)."""
     from engine.ort.step import OrtStep
     from engine.spec import SEED_CONTENT_LAYER, SEED_STYLE_LAYERS
+    from engine.targets import Targets
     rng = np.random.default_rng(0)
     step = OrtStep(seed_step_graph, provider="cpu", winograd=False)
-    step.bind_targets(image_shape=(32, 48), gram_targets={n: np.eye(c, dtype=np.float32) for n, c in
-                                    zip(SEED_STYLE_LAYERS, (64, 128, 256, 512, 512))},
-                      content_targets={SEED_CONTENT_LAYER: np.zeros((1, 2, 3, 512), np.float32)},
-                      style_layers={n: 0.2 for n in SEED_STYLE_LAYERS}, content_layers={SEED_CONTENT_LAYER: 1.0},
-                      loss_weights=(1.0, 1.0, 1.0))
+    step.bind_targets(Targets((32, 48), {n: np.eye(c, dtype=np.float32) for n, c in
+                                         zip(SEED_STYLE_LAYERS, (64, 128, 256, 512, 512))},
+                              {SEED_CONTENT_LAYER: np.zeros((1, 2, 3, 512), np.float32)},
+                              {n: 0.2 for n in SEED_STYLE_LAYERS}, {SEED_CONTENT_LAYER: 1.0}, (1.0, 1.0, 1.0)))
     a, b = (rng.random((1, 32, 48, 3), dtype=np.float32) for _ in range(2))
     _, grad_a, _ = step(a)
     kept = grad_a.copy()

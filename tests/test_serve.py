@@ -175,8 +175,31 @@ def test_an_upload_over_the_limit_is_refused(server):
 BAD_SETTINGS = [
     ({"size": "0"}, "size must be between 1 and 4096, not 0"),
     ({"size": "5000"}, "size must be between 1 and 4096"),
-    ({"size": "twelve"}, "size: "),
-    ({"iterations": "0"}, "iterations must be at least 1"),
+    ({"size": "twelve"}, "size 'twelve' is not a whole number"),
+    ({"size": "nan"}, "size 'nan' is not a whole number"),
+    ({"iterations": "0"}, "iterations must be between 1 and 10000, not 0"),
+    ({"iterations": "1e9"}, "iterations '1e9' is not a whole number"),
+    ({"content_weight": "nan"}, "content_weight must be a non-negative number up to 1e+12, not nan"),
+    ({"style_weight": "inf"}, "style_weight must be a non-negative number up to 1e+12, not inf"),
+    ({"style_scale": "4", "size": "2048"}, "style_scale 4 makes the paintings 8192 px at size 2048; at most 4096"),
+    ({"scales": "100"}, "scales must be between 1 and 8, not 100"),
+    ({"tile": "30"}, "tile must be 0 (only as the memory limit needs) or a multiple of 16 between 64 and 4096"),
+    ({"memory_limit": "-5"}, "memory_limit must be 0 (3/4 of the memory available) or between 256 and"),
+    ({"scale_iterations": "5,x"}, "scale_iterations '5,x' is not a comma-separated list of whole numbers"),
+    ({"style_layers": "block1_conv1:-1"}, "style_layers has a weight -1.0 for block1_conv1"),
+    ({"style_layers": "block1_conv1,block1_conv1"}, "style_layers names block1_conv1 twice"),
+    ({"jit": "maybe"}, "jit must be true or false, not 'maybe'"),
+    ({"settings": json.dumps({"iterations": "6"})}, "iterations must be a whole number, not '6'"),
+    ({"settings": json.dumps({"iterations": 6.5})}, "iterations must be a whole number, not 6.5"),
+    ({"settings": json.dumps({"style_layers": ["block1_conv1", 2]})}, "style_layers must map VGG19 layer names"),
+    ({"settings": json.dumps({"style_layers": {"block1_conv1": "1"}})}, "style_layers has a weight '1' for"),
+    ({"settings": json.dumps({"scale_iterations": {"a": 1}})}, "scale_iterations must be a list of whole numbers"),
+    ({"settings": json.dumps({"style_blend": [1, None]})}, "style_blend has None, which is not a number"),
+    ({"settings": json.dumps({"optimizer": ["adam"]})}, "optimizer must be lbfgs or adam, not ['adam']"),
+    ({"settings": json.dumps({"seed": 10 ** 40})}, "seed must be between 0 and 4294967295"),
+    ({"settings": json.dumps([1, 2])}, "settings must be a JSON object"),
+    ({"settings": json.dumps({"size": 64})}, "size is given twice: as a field and in settings"),
+    ({"colour": "red"}, "colour is not a setting or a field of this form"),
     ({"step_engine": "gpu"}, "step_engine must be auto or tf or ort"),
     ({"preserve_colors": "sepia"}, "preserve_colors must be none or luminance or histogram, not 'sepia'"),
     ({"style_colors": "true", "preserve_colors": "luminance"}, "style_colors and preserve_colors pull the colours"),
@@ -185,7 +208,7 @@ BAD_SETTINGS = [
     ({"style_blend": "1,2"}, "style_blend gives 2 weight(s) for 1 style image(s)"),
     ({"settings": json.dumps({"colour": "red"})}, "colour is not a setting"),
     ({"settings": "{nope"}, "settings is not a JSON object"),
-    ({"init": "image"}, "init 'image' is not offered here"),
+    ({"init": "image"}, "init is 'image' but no init_image was given"),
     ({"content_name": "mona_lisa"}, "content_name 'mona_lisa' is not a bundled photograph"),
     ({"style_name": "guernica.jpg"}, "style_name 'guernica.jpg' is not a bundled painting"),
     ({"size": "20"}, "size 20 makes this picture 20x13 px; these layers need at least 16 px a side"),
@@ -282,3 +305,60 @@ def test_the_colour_controls_reach_the_engine(server, fields):
     with Image.open(io.BytesIO(requests.get(server.url(f"/api/jobs/{done['id']}/image"), timeout=10).content)) as img:
         kept = json.loads(img.text["nst.settings"])
     assert all(str(kept[k]).lower() == v for k, v in fields.items()), kept
+
+
+def test_every_setting_is_a_field_of_the_api_with_its_declared_bounds(server):
+    from engine.settings import CONTROLS, IMAGE_INPUTS
+    described = requests.get(server.url("/api/settings"), timeout=10).json()
+    assert [c["name"] for c in described["settings"]] == list(CONTROLS)
+    assert [i["name"] for i in described["images"]] == [i.name for i in IMAGE_INPUTS]
+    body = requests.get(server.url("/openapi.json"), timeout=10).json()["paths"]["/api/jobs"]["post"]["requestBody"]
+    fields = body["content"]["multipart/form-data"]["schema"]["properties"]
+    assert set(CONTROLS) | {i.form for i in IMAGE_INPUTS} | {"content", "style", "content_name", "style_name"} \
+        <= set(fields)
+    assert fields["size"]["maximum"] == CONTROLS["size"].high and fields["optimizer"]["enum"] == ["lbfgs", "adam"]
+    assert fields["tile"]["anyOf"][0] == {"const": 0} and fields["tile"]["anyOf"][1]["multipleOf"] == 16
+    assert fields["mask"]["type"] == "array" and fields["mask"]["items"]["format"] == "binary"
+
+
+def test_masks_and_a_starting_picture_reach_the_engine_and_the_metadata(server):
+    mask = png(Image.new("L", (30, 20), 255))
+    start = png(Image.new("RGB", (60, 40), "teal"))
+    answer = server.submit(files=[("mask", ("left.png", mask)), ("mask", ("right.png", mask)),
+                                  ("content_mask", ("keep.png", mask)), ("init_image", ("start.png", start))],
+                           style_name=["starry_night", "the_wave"], iterations=2)
+    assert answer.status_code == 202, answer.text
+    job = answer.json()
+    assert job["settings"]["init"] == "image"   # a starting picture given: the run starts from it
+    assert job["sources"]["masks"] == ["left.png", "right.png"] and job["sources"]["init_image"] == "start.png"
+    done = server.wait(job["id"])
+    assert done["state"] == "done", done
+    with Image.open(io.BytesIO(requests.get(server.url(f"/api/jobs/{job['id']}/image"), timeout=10).content)) as img:
+        kept = json.loads(img.text["nst.settings"])
+    assert kept["masks"] == ["left.png", "right.png"] and kept["content_mask"] == "keep.png"
+    assert kept["init_image"] == "start.png" and kept["init"] == "image"
+
+
+@pytest.mark.parametrize("files,fields,says", [
+    ([("mask", ("one.png", b""))], {}, "one.png: the file is empty"),
+    ([("mask", ("a.png", png(Image.new("L", (8, 8), 255))))], {"style_name": ["starry_night", "the_wave"]},
+     "mask gives 1 mask(s) for 2 style image(s): one per style"),
+    ([("mask", ("black.png", png(Image.new("L", (8, 8), 0))))], {}, "mask number 1 is black everywhere"),
+    ([("init_image", ("s.png", png(Image.new("RGB", (8, 8)))))], {"init": "noise"}, "init_image is given, but init"),
+    ([], {"content_name": "chelsea"}, None),
+])
+def test_bad_masks_and_starting_pictures_are_one_line(server, files, fields, says):
+    if says is None:   # the control case: the same request without the bad part is accepted
+        answer = server.submit(files=files or None, iterations=1, **fields)
+        assert answer.status_code == 202, answer.text
+        server.wait(answer.json()["id"])
+        return
+    status = 400 if "file is empty" in says else 422
+    assert says in one_line_error(server.submit(files=files, **fields), status)
+
+
+def test_a_form_field_that_should_be_a_file_or_text_is_refused(server):
+    assert "mask must be a file" in one_line_error(server.submit(mask="white"), 422)
+    assert "size must be text, not a file" in one_line_error(server.submit(files={"size": ("s.txt", b"64")}), 422)
+    answer = requests.post(server.url("/api/jobs"), json={"size": 64}, timeout=10)
+    assert "multipart/form-data" in one_line_error(answer, 415)

@@ -115,3 +115,95 @@ def test_the_api_docs_render_from_this_machine(server, page):
     assert any("/api/jobs/{job_id}/events" in p.replace("\u200b", "") for p in paths), paths
     outside = [u for u in page.requests if not u.startswith((server.base + "/", "blob:", "data:"))]
     assert not outside, outside
+
+
+def test_the_page_has_a_control_for_every_setting_and_picture_the_engine_declares(server, page):
+    from engine.settings import CONTROLS, IMAGE_INPUTS
+    page.goto(server.base + "/")
+    sync_api.expect(page.locator("#paintings .painting")).to_have_count(4)
+    for name, control in CONTROLS.items():   # the page is built from the declarations: none can be missing
+        controls = page.locator(f"[name={name}]")
+        assert controls.count() == (1 if control.page else 0), name
+    assert not CONTROLS["style_blend"].page   # each painting's weight box makes it
+    for image in IMAGE_INPUTS:   # masks in every painting's row; the photograph's own once
+        assert page.locator(f"[data-image={image.name}]").count() == (4 if image.per_style else 1), image.name
+
+
+def _drag(page, start, end):
+    """A drag across the photograph, from and to fractions of its width and height."""
+    canvas = page.locator("#regions")
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    page.mouse.move(box["x"] + start[0] * box["width"], box["y"] + start[1] * box["height"])
+    page.mouse.down()
+    page.mouse.move(box["x"] + end[0] * box["width"], box["y"] + end[1] * box["height"], steps=4)
+    page.mouse.up()
+
+
+def _region(name):
+    """``region-X0-Y0-X1-Y1.png`` (percent of the photograph) -> the four numbers."""
+    assert name.startswith("region-") and name.endswith(".png"), name
+    return [int(v) for v in name[len("region-"):-len(".png")].split("-")]
+
+
+def test_a_masked_job_made_on_the_page(server, page, tmp_path):
+    """Two paintings placed by a rectangle drawn for one (the other takes the rest), a rectangle of
+    the photograph kept, luminance colours and tiles: every one reaches the engine and the result's
+    metadata."""
+    expect = sync_api.expect
+    page.goto(server.base + "/")
+    expect(page.locator("#paintings .painting")).to_have_count(4)
+    for _ in range(100):   # the photograph loaded: its size is the masks' shape
+        if page.evaluate("document.getElementById('content-thumb').naturalWidth") > 0:
+            break
+        page.wait_for_timeout(50)
+    page.fill("#size", "96")
+    page.fill("#scales", "1")
+    page.fill("#iterations", "4")
+    page.select_option("#preserve-colors", "luminance")
+    page.locator("#tile").evaluate("e => e.closest('details').open = true")
+    page.fill("#tile", "64")
+    starry = page.locator('#paintings .painting[data-name="starry_night.jpg"]')
+    wave = page.locator('#paintings .painting[data-name="the_wave.jpg"]')
+    wave.locator(".line input[type=checkbox]").check()
+    wave.locator(".line input[type=number]").fill("2")
+    starry.locator("[data-image=masks] select").select_option("region")
+    expect(page.locator("#draw-hint")).to_be_visible()
+    _drag(page, (0.10, 0.10), (0.50, 0.90))
+    page.locator("[data-image=content_mask] select").select_option("region")
+    _drag(page, (0.60, 0.20), (0.90, 0.80))
+    expect(page.locator("#draw-hint")).to_be_hidden()
+    page.click("#go")
+    expect(page.locator("#message")).to_contain_text("done in", timeout=120_000)
+    download = page.locator("#download")
+    expect(download).to_be_visible()
+    with page.expect_download() as caught:
+        download.click()
+    saved = tmp_path / "masked.png"
+    caught.value.save_as(saved)
+    with Image.open(saved) as img:
+        assert img.size == (96, 64)
+        kept = json.loads(img.text["nst.settings"])
+        step = img.text["nst.step"]
+    assert kept["style"] == ["style/starry_night.jpg", "style/the_wave.jpg"] and kept["style_blend"] == [1.0, 2.0]
+    drawn, rest = kept["masks"]
+    assert rest == "rest-of-picture.png"
+    for got, want in ((_region(drawn), [10, 10, 50, 90]), (_region(kept["content_mask"]), [60, 20, 90, 80])):
+        assert all(abs(g - w) <= 2 for g, w in zip(got, want)), (got, want)
+    assert kept["preserve_colors"] == "luminance" and kept["tile"] == 64 and "tiles of 64 px" in step
+    assert kept["size"] == 96 and kept["iterations"] == 4 and kept["step_engine"] == "ort"
+    outside = [u for u in page.requests if not u.startswith((server.base + "/", "blob:", "data:"))]
+    assert not outside, outside
+
+
+def test_a_setting_the_server_refuses_shows_its_one_line(server, page):
+    page.goto(server.base + "/")
+    sync_api.expect(page.locator("#paintings .painting")).to_have_count(4)
+    page.locator("#tile").evaluate("e => e.closest('details').open = true")
+    page.fill("#tile", "32")   # a multiple of 16 the browser lets through; the engine's bounds do not
+    page.click("#go")
+    message = page.locator("#message")
+    sync_api.expect(message).to_have_class("error")
+    sync_api.expect(message).to_have_text("tile must be 0 (only as the memory limit needs) or a multiple of 16 "
+                                          "between 64 and 4096, not 32")
+    sync_api.expect(page.locator("#go")).to_be_enabled()

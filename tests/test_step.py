@@ -13,7 +13,7 @@ from PIL import Image
 from engine.images import resize_exact, resize_longest
 from engine.ort.step import OrtStep
 from engine.spec import SEED_CONTENT_LAYER, SEED_STYLE_LAYERS, FeatureSpec, StepSpec
-from engine.targets import gram_numpy
+from engine.targets import Targets, gram_numpy
 
 ROOT = Path(__file__).resolve().parent.parent
 STYLE = {n: 1 / 5 for n in SEED_STYLE_LAYERS}
@@ -29,9 +29,8 @@ def _bound(weights, content_image, style_image, shape):
     content = resize_exact(content_image, shape).astype(np.float32) / 255
     style = resize_longest(style_image, max(shape)).astype(np.float32) / 255
     content_f, style_f = features(content[None]), features(style[None])
-    return content, {"image_shape": shape, "gram_targets": {n: gram_numpy(style_f[n]) for n in STYLE},
-                     "content_targets": {n: content_f[n] for n in CONTENT}, "style_layers": STYLE,
-                     "content_layers": CONTENT, "loss_weights": LOSS_WEIGHTS}
+    return content, Targets(shape, {n: gram_numpy(style_f[n]) for n in STYLE}, {n: content_f[n] for n in CONTENT},
+                            STYLE, CONTENT, LOSS_WEIGHTS)
 
 
 def _reference(weights, dtype):
@@ -56,8 +55,8 @@ def test_one_graph_matches_float64_at_every_size(steps, weights, content_image, 
     reference = _reference(weights, "float64")
     for shape in SIZES:
         image, bound = _bound(weights, content_image, style_image, shape)
-        step.bind_targets(**bound)
-        reference.bind_targets(**bound)
+        step.bind_targets(bound)
+        reference.bind_targets(bound)
         grad_errors = []
         for seed in (1, 2, 3):
             # a point away from the content image, where every loss term has a gradient
@@ -87,13 +86,13 @@ def test_ort_step_lowers_the_cost(steps, weights, content_image, style_image):
     from engine.optimize import adam
     image, bound = _bound(weights, content_image, style_image, (67, 93))
     step = steps[True]
-    step.bind_targets(**bound)
+    step.bind_targets(bound)
     first, _, _ = step(image[None])
     result = adam(step, image[None], 8, lr=0.02)
     assert result.loss < 0.7 * first
     # the seed's own cost (TensorFlow, float32) agrees that the image got better
     reference = _reference(weights, "float32")
-    reference.bind_targets(**bound)
+    reference.bind_targets(bound)
     assert reference(result.image)[0] < 0.7 * reference(image[None])[0]
 
 

@@ -137,3 +137,21 @@ def test_help_and_version(capsys):
     with pytest.raises(SystemExit):
         cli.main(["--version"])
     assert capsys.readouterr().out.startswith("nst ")
+
+
+def test_init_noise_mixes_the_seed_s_noise_into_the_start(content_image, style_image, tmp_path, capsys):
+    base = Settings(size=64, scales=1, iterations=3, targets="tf", step_engine="tf")
+    starts = {}
+    for name, settings in (("content", base), ("mixed", base.replace(init_noise=0.4, seed=1)),
+                           ("other seed", base.replace(init_noise=0.4, seed=2)),
+                           ("all noise", base.replace(init_noise=1.0, seed=5)),
+                           ("noise", base.replace(init="noise", seed=5))):
+        seen = []
+        stylize(content_image, [style_image], settings, callback=lambda p: seen.append(p.image.copy()))
+        starts[name] = seen[0]
+    assert not np.array_equal(starts["mixed"], starts["content"])
+    assert not np.array_equal(starts["mixed"], starts["other seed"])   # each seed its own picture
+    np.testing.assert_array_equal(starts["all noise"], starts["noise"])
+    # one declaration: the CLI's flag, the API's field and the page's control follow from it
+    assert run(["stylize", *FAST, "--init-noise", "1.5", "-o", str(tmp_path / "x.png")], capsys)[2].strip() == \
+        "nst: error: --init-noise must be a non-negative number up to 1, not 1.5"

@@ -45,8 +45,8 @@ def test_settings_are_immutable_and_errors_name_the_field():
 
 def test_cli_defaults_are_the_settings_defaults():
     import cli
-    args = cli.build_parser().parse_args(["stylize"])
-    assert cli._settings(args) == DEFAULTS
+    from engine.options import settings_from_args
+    assert settings_from_args(cli.build_parser().parse_args(["stylize"])) == DEFAULTS
 
 
 @pytest.mark.parametrize("size", [64, 96, 200])

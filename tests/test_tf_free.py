@@ -47,3 +47,17 @@ def test_tensorflow_half_is_refused_when_blocked():
     result = subprocess.run([sys.executable, "-c", BLOCK + "import engine.tf.objective"], cwd=ROOT,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode != 0 and "blocked in this test" in result.stderr
+
+
+def test_the_cli_and_every_command_s_options_load_without_tensorflow_or_the_extras():
+    # each package's command is gathered when the parser is built: none may load TensorFlow or an extra
+    code = BLOCK + """
+import cli
+cli.build_parser()
+assert cli.main(['stylize', '--size', '0', '-q']) == 2
+print('LOADED', sorted({m.split('.')[0] for m in sys.modules} & {'tensorflow', 'keras', 'tf2onnx', 'fastapi',
+                                                                 'distributed', 'av', 'cv2', 'onnxruntime'}))
+"""
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "LOADED []" in result.stdout and "--size must be between 1 and 4096, not 0" in result.stderr

@@ -34,7 +34,7 @@ def test_tile_cores_cover_the_picture_once(shape, tile, offset):
 
 def test_grams_from_tiles_and_a_tiled_step_agree_with_the_whole_picture(stylizer, content_image, style_image):
     from engine.images import as_float, resize_exact, resize_longest
-    from engine.targets import style_grams
+    from engine.targets import Targets, style_grams
     from engine.tiles import TiledStep, tiled_grams
     settings = Settings(size=384, scales=1, step_engine="ort")
     plan = stylizer.plan(settings, content_image.shape)
@@ -46,14 +46,13 @@ def test_grams_from_tiles_and_a_tiled_step_agree_with_the_whole_picture(stylizer
         assert np.linalg.norm(tiled[n] - whole[n]) <= (1e-3 if n != "block5_conv1" else 1e-2) * np.linalg.norm(whole[n])
     shape = plan.shapes[0]
     content = as_float(resize_exact(content_image, shape))
-    bound = dict(style_layers=settings.style_layers, content_layers=settings.content_layers,
-                 loss_weights=(1e5, 1.0, 10.0), gram_targets=whole)
+    targets = Targets(shape, whole, {n: features(content[None])[n] for n in settings.content_layers},
+                      settings.style_layers, settings.content_layers, (1e5, 1.0, 10.0), content_image=content)
     x = np.clip(content[None] + np.random.default_rng(0).normal(0, 0.1, (1, *shape, 3)), 0, 1).astype(np.float32)
-    step.bind_targets(image_shape=shape, content_targets={n: features(content[None])[n]
-                                                          for n in settings.content_layers}, **bound)
+    step.bind_targets(targets)
     loss, grad, _ = step(x)
     in_tiles = TiledStep(step, features, tile=256)
-    in_tiles.bind_targets(image_shape=shape, content_image=content, **bound)
+    in_tiles.bind_targets(targets)
     tiled_loss, tiled_grad, parts = in_tiles(x)
     cosine = float((grad * tiled_grad).sum() / np.linalg.norm(grad) / np.linalg.norm(tiled_grad))
     assert cosine > 0.97 and abs(tiled_loss / loss - 1) < 0.15, (cosine, tiled_loss, loss)

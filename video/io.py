@@ -15,6 +15,7 @@ from models.atomic import atomic_path
 
 class VideoError(ValueError):
     """A video that cannot be read or written, in one line."""
+    exit_status = 1   # a problem with an input, not with how the command was used
 
 
 @dataclass

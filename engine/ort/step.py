@@ -120,16 +120,14 @@ class OrtStep:
         self._sized.move_to_end(key)
         return self._sized[key]
 
-    def bind_targets(self, **targets) -> None:
-        """The fixed inputs, as ``engine.spec.step_feeds`` takes them: the image size, Gram matrices
-        ``(R, c, c)`` and content features ``(1, h, w, c)`` by layer, the per-layer weights,
-        ``loss_weights`` as (content, style, tv), and optional style masks, region weights and
-        content mask. The next images must have that size."""
-        if (set(targets["style_layers"]) != set(self.spec.style_layers)
-                or set(targets["content_layers"]) != set(self.spec.content_layers)):
+    def bind_targets(self, targets) -> None:
+        """One scale's ``engine.targets.Targets`` (made into the graph's inputs by ``step_feeds``);
+        the next images must have its shape."""
+        if (set(targets.style_layers) != set(self.spec.style_layers)
+                or set(targets.content_layers) != set(self.spec.content_layers)):
             raise BackendError("the targets' layers differ from the step graph's; export it for these layers")
-        feeds = step_feeds(self.spec, **targets)
-        sized = self._session_for(feeds, tuple(targets["image_shape"]))
+        feeds = step_feeds(self.spec, targets)
+        sized = self._session_for(feeds, tuple(targets.shape))
         if self.cuda_graph:
             self.session, self._binding, self.image_buffer = sized.session, sized.binding, sized.image
             self._outputs = sized.outputs

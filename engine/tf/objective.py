@@ -117,15 +117,15 @@ class TfStep:
 
         self._step = step
 
-    def bind_targets(self, **targets) -> None:
-        """As ``OrtStep.bind_targets`` (the same arguments, made into the same feeds by ``step_feeds``)."""
-        if (set(targets["style_layers"]) != set(self.style_layers)
-                or set(targets["content_layers"]) != set(self.content_layers)):
+    def bind_targets(self, targets) -> None:
+        """As ``OrtStep.bind_targets`` (the same ``Targets``, made into the same feeds by ``step_feeds``)."""
+        if (set(targets.style_layers) != set(self.style_layers)
+                or set(targets.content_layers) != set(self.content_layers)):
             raise ValueError("the targets' layers differ from this step's")
-        masked = any(targets.get(k) is not None for k in ("style_masks", "content_mask", "region_weights"))
+        masked = any(v is not None for v in (targets.style_masks, targets.content_mask, targets.region_weights))
         spec = SimpleNamespace(style_layers=self.style_layers, content_layers=self.content_layers, masked=masked,
                                style_loss=self.style_loss)
-        self._bound = {name: tf.constant(value, self.dtype) for name, value in step_feeds(spec, **targets).items()}
+        self._bound = {name: tf.constant(value, self.dtype) for name, value in step_feeds(spec, targets).items()}
 
     def describe(self) -> str:
         return f"TensorFlow {tf.__version__} GradientTape ({'XLA' if self._jit else 'tf.function'}, CPU)"
