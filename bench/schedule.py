@@ -53,10 +53,11 @@ def _experiments(start: str, rescale_pairs: bool, style: np.ndarray):
     from engine.images import as_float, resize_float, resize_longest
     saved = (stylizer.Stylizer._start, stylizer._resized_pairs)
 
-    def started(previous, shape, content_s, settings, init_image):
-        x = saved[0](previous, shape, content_s, settings, init_image)
+    def started(previous, targets, settings, init_image):
+        x = saved[0](previous, targets, settings, init_image)
         if previous is None or start == "plain":
             return x
+        shape, content_s = targets.shape, targets.content_image
         smaller = previous.shape[1:3]
         if start == "content-band":   # Kolkin et al. 2019: the content's detail the upsampling lost
             x = x + _band(content_s[None], smaller)
@@ -86,7 +87,7 @@ def _experiments(start: str, rescale_pairs: bool, style: np.ndarray):
 def reference_seconds(stylizer, settings, content, style, shapes) -> dict:
     """The fastest of three evaluations at each shape, by the step these settings run."""
     from engine.images import as_float, resize_exact, resize_longest
-    from engine.targets import style_grams
+    from engine.targets import Targets, style_grams
     from engine.style_targets import blend_statistics, style_statistics
     plan = stylizer.plan(settings, content.shape)
     step = stylizer.step(plan)
@@ -100,9 +101,8 @@ def reference_seconds(stylizer, settings, content, style, shapes) -> dict:
         else:
             stats = style_statistics(settings.style_loss, features(painting[None]), settings.style_layers, shape=shape)
             targets = blend_statistics(settings.style_loss, [stats], [1.0], settings.style_layers)
-        step.bind_targets(image_shape=shape, gram_targets=targets, style_layers=settings.style_layers,
-                          content_layers=settings.content_layers, loss_weights=SEED_LOSS_WEIGHTS,
-                          content_targets={n: features(content_s[None])[n] for n in settings.content_layers})
+        step.bind_targets(Targets(shape, targets, {n: features(content_s[None])[n] for n in settings.content_layers},
+                                  settings.style_layers, settings.content_layers, SEED_LOSS_WEIGHTS))
         seconds = []
         for _ in range(3):
             begin = time.perf_counter()
@@ -118,17 +118,15 @@ def seed_cost(stylizer, content, style, shape):
     plan = stylizer.plan(settings, content.shape)
     step = stylizer.step(plan)
     from engine.images import as_float, resize_exact, resize_longest
-    from engine.targets import style_grams
+    from engine.targets import Targets, style_grams
     features = stylizer._feature_backend(settings.targets, plan.feature_spec, plan.feature_model)
     content_s = as_float(resize_exact(content, shape))
-    bound = dict(image_shape=shape, gram_targets=style_grams(features, as_float(resize_longest(style, max(shape))),
-                                                              settings.style_layers),
-                 content_targets={n: features(content_s[None])[n] for n in settings.content_layers},
-                 style_layers=settings.style_layers, content_layers=settings.content_layers,
-                 loss_weights=SEED_LOSS_WEIGHTS)
+    bound = Targets(shape, style_grams(features, as_float(resize_longest(style, max(shape))), settings.style_layers),
+                    {n: features(content_s[None])[n] for n in settings.content_layers}, settings.style_layers,
+                    settings.content_layers, SEED_LOSS_WEIGHTS)
 
     def cost(picture):
-        step.bind_targets(**bound)
+        step.bind_targets(bound)
         return step(picture)[0]
     return cost
 
@@ -183,6 +181,7 @@ def main() -> None:
     args = parser.parse_args()
     from engine.images import DEFAULT_CONTENT, DEFAULT_STYLE, examples_dir, load_image, save_image, to_uint8
     from engine.tf.nst import NST
+    from engine import plan as planning
     from engine.stylizer import Stylizer
     print(describe_cpu(cpu()), time.strftime("%Y-%m-%d"), flush=True)
     content, style = (load_image(examples_dir() / p) for p in (DEFAULT_CONTENT, DEFAULT_STYLE))
@@ -193,7 +192,7 @@ def main() -> None:
         for number, text in enumerate(args.schedules):
             schedule = [tuple(int(v) for v in item.split(":")) for item in text.split(",")]
             settings = _settings(schedule, args.step_engine, args.style_loss, args.scale_stop, args.precision)
-            shapes = [s for s, _ in stylizer._shapes(settings, content.shape[:2], 16)]
+            shapes = [s for s, _ in planning.schedule(settings, content.shape)]
             reference = reference_seconds(stylizer, settings, content, style, shapes)
             judge = seed_cost(stylizer, content, style, shapes[-1]) if args.style_loss != "gram" else None
             r = run_schedule(stylizer, content, style, schedule, args.target, args.step_engine,

@@ -405,7 +405,7 @@ class Settings:
     scale_stop: float = setting(
         0.0, "float", "Scale stop", "a coarse scale ends once its loss fell by less than this fraction over its "
         "last 10 evaluations, and the evaluations it saved go to the last scale (0: every scale runs its count)",
-        "schedule", low=0, high=1.0, advanced=True)
+        "schedule", low=0, high=100.0, advanced=True)
     precision: str = setting(
         "fp32", "choice", "Precision", "bf16: the TensorFlow step's convolutions in bfloat16, on a CPU with "
         "AVX512_BF16 or AMX (AMD Zen 4 on, recent Xeons); refused on others, where it would be slower", "engine",

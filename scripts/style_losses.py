@@ -27,6 +27,7 @@ def main() -> int:
     parser.add_argument("--out", default="docs/style_losses.png")
     args = parser.parse_args()
     from bench.schedule import reference_seconds
+    from engine import plan as planning
     from engine.images import bundled, load_image
     from engine.settings import DEFAULTS
     from engine.stylizer import Stylizer
@@ -34,7 +35,7 @@ def main() -> int:
     content = pick("content", args.content)
     stylizer = Stylizer(provider="cpu")
     base = DEFAULTS.replace(size=args.size)
-    shapes = [s for s, _ in stylizer._shapes(base, content.shape[:2], 16)]
+    shapes = [s for s, _ in planning.schedule(base, content.shape)]
     times = {loss: reference_seconds(stylizer, base.replace(style_loss=loss), content, pick("style", STYLES[0]),
                                      shapes) for loss in LOSSES}
     counts = {loss: tuple(max(1, round(base.iterations * times["gram"][s] / times[loss][s])) for s in shapes)

@@ -304,7 +304,9 @@ class Studio:
 
         job.progress = {"phase": "preparing"}
         job.changed()
-        plan = stylizer.plan(job.settings, job.content.shape)   # may export a model on a first use
+        pictures = job.pictures or {}
+        masked = bool(pictures.get("masks")) or pictures.get("content_mask") is not None
+        plan = stylizer.plan(job.settings, job.content.shape, masked=masked)   # may export a model on a first use
         last_preview = -math.inf
 
         def on_progress(p) -> None:

@@ -62,6 +62,7 @@ def test_distribution_losses_export_and_match_tensorflow(weights, tmp_path, cont
     from engine.ort.step import OrtStep
     from engine.spec import FeatureSpec, StepSpec
     from engine.style_targets import blend_statistics, style_statistics
+    from engine.targets import Targets
     from engine.tf.backend import TfFeatures
     from engine.tf.objective import TfStep
     from exporter.step import export_step
@@ -76,14 +77,13 @@ def test_distribution_losses_export_and_match_tensorflow(weights, tmp_path, cont
     style = resize_longest(style_image, 57).astype(np.float32) / 255
     targets = blend_statistics(loss, [style_statistics(loss, features(style[None]), ["block1_conv1"], shape=shape)],
                                [1.0], ["block1_conv1"])
-    bound = dict(image_shape=shape, gram_targets=targets, style_layers={"block1_conv1": 1.0},
-                 content_targets={"block2_conv1": features(content[None])["block2_conv1"]},
-                 content_layers={"block2_conv1": 1.0}, loss_weights=(1e4, 1.0, 10.0))
+    bound = Targets(shape, targets, {"block2_conv1": features(content[None])["block2_conv1"]},
+                    {"block1_conv1": 1.0}, {"block2_conv1": 1.0}, (1e4, 1.0, 10.0))
     steps = [OrtStep(result.path, spec=spec, provider="cpu"),
              TfStep(build_trunk(weights, layers), style_layers=("block1_conv1",), content_layers=("block2_conv1",),
                     jit=False, style_loss=loss)]
     image = np.clip(content + np.random.default_rng(1).normal(0, 0.1, content.shape), 0, 1)[None].astype(np.float32)
-    (loss_ort, grad_ort, _), (loss_tf, grad_tf, _) = [(s.bind_targets(**bound), s(image))[1] for s in steps]
+    (loss_ort, grad_ort, _), (loss_tf, grad_tf, _) = [(s.bind_targets(bound), s(image))[1] for s in steps]
     assert abs(loss_ort - loss_tf) < 1e-4 * abs(loss_tf)
     assert np.linalg.norm(grad_ort - grad_tf) < 1e-3 * np.linalg.norm(grad_tf)
 
