@@ -10,7 +10,8 @@ reports when the last scale first reaches ``--target`` (the seed's cost after 30
 
 Evaluation counts do not depend on the machine's load; seconds do. The estimate is each scale's
 evaluations times a reference time per evaluation at its size, measured in this process before
-the runs (the fastest of three), so that a busy machine moves it less than the wall time.
+the runs: the least CPU time of three evaluations divided by the cores (a step keeps every core
+busy), which another process's load moves far less than the wall time.
 
 With ``--style-loss w2`` or ``sliced`` the run minimises another loss: each evaluation's picture
 at the last scale is then costed on the seed's (Gram) objective by a second step, and the target
@@ -85,7 +86,9 @@ def _experiments(start: str, rescale_pairs: bool, style: np.ndarray):
 
 
 def reference_seconds(stylizer, settings, content, style, shapes) -> dict:
-    """The fastest of three evaluations at each shape, by the step these settings run."""
+    """An evaluation's time at each shape, by the step these settings run: the least CPU time of
+    three, over the cores."""
+    import os
     from engine.images import as_float, resize_exact, resize_longest
     from engine.targets import Targets, style_grams
     from engine.style_targets import blend_statistics, style_statistics
@@ -105,10 +108,10 @@ def reference_seconds(stylizer, settings, content, style, shapes) -> dict:
                                   settings.style_layers, settings.content_layers, SEED_LOSS_WEIGHTS))
         seconds = []
         for _ in range(3):
-            begin = time.perf_counter()
+            begin = time.process_time()
             step(content_s[None])
-            seconds.append(time.perf_counter() - begin)
-        out[shape] = min(seconds)
+            seconds.append(time.process_time() - begin)
+        out[shape] = min(seconds) / (stylizer.threads or os.cpu_count() or 1)
     return out
 
 
