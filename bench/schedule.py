@@ -166,7 +166,7 @@ def run_schedule(stylizer, content, style, schedule, target: float, step_engine:
             "final_cost": min(e[6] for e in events if e[0] == last),
             "estimated_seconds": (sum(per_eval[k] * counts[k] for k in range(last)) + per_eval[last] * hit[1])
             if hit else None, "wall_seconds": hit[3] if hit else None, "per_evaluation": per_eval,
-            "picture": outcome.image}
+            "picture": outcome.image, "losses": [[e[6] for e in events if e[0] == k] for k in range(len(sizes))]}
 
 
 def main() -> None:
@@ -181,6 +181,7 @@ def main() -> None:
     parser.add_argument("--rescale-pairs", action="store_true",
                         help="divide the carried curvature pairs' y by the area ratio (experiment)")
     parser.add_argument("--save", metavar="PREFIX", help="write each schedule's picture as PREFIX-N.png")
+    parser.add_argument("--trace", metavar="PREFIX", help="write each schedule's losses, scale by scale, as PREFIX-N.json")
     args = parser.parse_args()
     from engine.images import DEFAULT_CONTENT, DEFAULT_STYLE, examples_dir, load_image, save_image, to_uint8
     from engine.tf.nst import NST
@@ -209,6 +210,10 @@ def main() -> None:
                   f"{', pairs rescaled' if args.rescale_pairs else ''}, scale_stop {args.scale_stop}]: {reached}; "
                   f"seed's cost at the last scale: first {r['first_final_loss']:.3g}, best {r['final_cost']:.4g}; "
                   f"reference s per evaluation {', '.join(f'{t:.3f}' for t in r['per_evaluation'])}", flush=True)
+            if args.trace:
+                import json
+                with open(f"{args.trace}-{number}.json", "w") as f:
+                    json.dump({k: v for k, v in r.items() if k != "picture"}, f)
             if args.save:
                 save_image(r["picture"], f"{args.save}-{number}.png")
     finally:

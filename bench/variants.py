@@ -2,6 +2,10 @@
 one process: the ratios that turn evaluation counts into time on a busy machine.
 
     python -m bench.variants [--sizes 256,362,512] [--repeats 6] [--variants ort,ort-w2,ort-sliced,tf,tf-noxla,tf-bf16]
+    python -m bench.variants --sizes 512 --variants ort,seed    # issue 20's per-step target
+
+``seed`` is the seed's own step as ``NST.generate_image`` runs it (GradientTape, Adam, clip; on its
+own 512 px images, whatever ``--sizes`` says): what ``bench --stylize``'s "vs seed" divides by.
 
 Each round runs every variant once, in turn, so that a change in the machine's load touches them
 all alike; the medians of the wall time and of this process's CPU time (every thread's: less moved by
@@ -24,6 +28,24 @@ VARIANTS = {"ort": dict(step_engine="ort"), "ort-w2": dict(step_engine="ort", st
             "tf-sliced": dict(step_engine="tf", style_loss="sliced", jit=False)}
 
 
+def _seed_step(content, style):
+    """The seed's training step, as ``NST.generate_image`` builds it, and its first picture."""
+    from engine.tf.nst import NST
+    from models.keras_vgg19 import keras, tf
+    nst = NST(NST.scale_image(style).numpy()[0], NST.scale_image(content).numpy()[0])
+    image = tf.Variable(nst.content_image)
+    optimizer = keras.optimizers.Adam(learning_rate=0.01, beta_1=0.9, beta_2=0.99)
+
+    @tf.function
+    def train_step():
+        grads, J, *_ = nst.compute_grads(image)
+        optimizer.apply_gradients([(grads, image)])
+        image.assign(tf.clip_by_value(image, 0.0, 1.0))
+        return J
+
+    return (lambda _: float(train_step())), None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="256,362,512")
@@ -41,7 +63,9 @@ def main() -> None:
     content_weight, style_weight, tv_weight = SEED_LOSS_WEIGHTS
     for size in (int(s) for s in args.sizes.split(",")):
         steps = {}
-        for name in names:
+        if "seed" in names:
+            steps["seed"] = _seed_step(content, style)
+        for name in (n for n in names if n != "seed"):
             settings = DEFAULTS.replace(size=size, scales=1, iterations=1, content_weight=content_weight,
                                         style_weight=style_weight, tv_weight=tv_weight, **VARIANTS[name])
             captured = {}
@@ -49,7 +73,7 @@ def main() -> None:
             stylizer.run(content, [style], settings, callback=lambda p, c=captured: c.setdefault("p", p))
             plan = stylizer.plan(settings, content.shape)
             steps[name] = (stylizer.step(plan), captured["p"].image.copy())
-        picture_shape = next(iter(steps.values()))[1].shape
+        picture_shape = next(v[1] for v in steps.values() if v[1] is not None).shape
         wall = {n: [] for n in names}
         work = {n: [] for n in names}
         for name in names:   # each variant's targets were bound by its run; one warm-up call each
