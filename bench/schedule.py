@@ -17,13 +17,17 @@ With ``--style-loss w2`` or ``sliced`` the run minimises another loss: each eval
 at the last scale is then costed on the seed's (Gram) objective by a second step, and the target
 is met when that cost is.
 
-``--start`` and ``--rescale-pairs`` are experiments measured for issue 20 and not kept in the
-engine (docs/BENCHMARKS.md): they replace how the stylize loop starts its last scale.
+``--start`` and ``--rescale-pairs`` are experiments measured for issue 20 (docs/BENCHMARKS.md):
+they replace how the stylize loop starts its last scale. ``--reuse-coarse FOLDER`` runs the scales
+before the last once and reuses their pictures and curvature pairs, so that such experiments cost
+only the last scale's evaluations.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -49,14 +53,14 @@ def _random_phase(band: np.ndarray, shape, seed: int = 0) -> np.ndarray:
 
 
 def _experiments(start: str, rescale_pairs: bool, style: np.ndarray):
-    """Patch the stylize loop's start of each finer scale (the experiments above); returns an undo."""
+    """Patch the stylize loop's start of its last scale (the experiments above); returns an undo."""
     import engine.stylizer as stylizer
     from engine.images import as_float, resize_float, resize_longest
     saved = (stylizer.Stylizer._start, stylizer._resized_pairs)
 
     def started(previous, targets, settings, init_image):
         x = saved[0](previous, targets, settings, init_image)
-        if previous is None or start == "plain":
+        if previous is None or start == "plain" or max(targets.shape) != settings.size:
             return x
         shape, content_s = targets.shape, targets.content_image
         smaller = previous.shape[1:3]
@@ -71,18 +75,58 @@ def _experiments(start: str, rescale_pairs: bool, style: np.ndarray):
 
     def pairs(carried, shape):
         resized = saved[1](carried, shape)
-        if not resized or not rescale_pairs:
+        if not resized or not rescale_pairs or max(shape) != rescaled_at[0]:
             return resized
         # the content and style gradients per pixel shrink with the area (their losses are means)
         area = (shape[0] * shape[1]) / float(np.prod(carried[0][0].shape[1:3]))
         return [(s, y / np.float32(area)) for s, y in resized]
 
+    rescaled_at = [None]   # the last scale's longest side, set by each run
     stylizer.Stylizer._start = staticmethod(started)
     stylizer._resized_pairs = pairs
 
     def undo():
         stylizer.Stylizer._start, stylizer._resized_pairs = staticmethod(saved[0]), saved[1]
-    return undo
+    return undo, rescaled_at
+
+
+class CoarseCache:
+    """The coarse scales' results (picture, curvature pairs, evaluations) kept in a folder, so that
+    experiments on the last scale alone repeat none of the work before it: the stylize loop's
+    L-BFGS replaced, for every scale but the last, by its saved result where there is one."""
+
+    def __init__(self, folder, key: str):
+        import engine.stylizer as stylizer
+        self.folder, self.key, self.module = Path(folder), key, stylizer
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.original, self.index, self.scales, self.counts, self.shapes = stylizer.lbfgs, 0, 0, {}, {}
+        stylizer.lbfgs = self
+
+    def begin(self, schedule) -> None:
+        self.index, self.scales, self.counts, self.shapes = 0, len(schedule), {}, {}
+        self.prefixes = [",".join(f"{s}:{n}" for s, n in schedule[:k + 1]) for k in range(len(schedule))]
+
+    def __call__(self, f, x0, iterations, **options):
+        from engine.optimize import Result
+        index, self.index = self.index, self.index + 1
+        self.shapes[index] = tuple(np.shape(x0)[1:3])
+        if index == self.scales - 1:
+            return self.original(f, x0, iterations, **options)
+        path = self.folder / (hashlib.sha1(f"{self.key}|{self.prefixes[index]}".encode()).hexdigest()[:16] + ".npz")
+        if path.exists():
+            data = np.load(path)
+            pairs = [(data[f"s{i}"], data[f"y{i}"]) for i in range(int(data["pairs"]))]
+            result = Result(data["image"], float(data["loss"]), {}, int(data["iterations"]), state=pairs)
+        else:
+            result = self.original(f, x0, iterations, **options)
+            arrays = {f"{k}{i}": a for i, pair in enumerate(result.state or []) for k, a in zip("sy", pair)}
+            np.savez(path, image=result.image, loss=result.loss, iterations=result.iterations,
+                     pairs=len(result.state or []), **arrays)
+        self.counts[index] = result.iterations
+        return result
+
+    def close(self) -> None:
+        self.module.lbfgs = self.original
 
 
 def reference_seconds(stylizer, settings, content, style, shapes) -> dict:
@@ -144,7 +188,7 @@ def _settings(schedule, step_engine, style_loss, scale_stop, precision):
 
 
 def run_schedule(stylizer, content, style, schedule, target: float, step_engine: str, *, style_loss="gram",
-                 scale_stop=0.0, precision="fp32", reference=None, judge=None) -> dict:
+                 scale_stop=0.0, precision="fp32", reference=None, judge=None, cache=None) -> dict:
     settings = _settings(schedule, step_engine, style_loss, scale_stop, precision)
     sizes = [s for s, _ in schedule]
     if [s for s, _ in settings.schedule()] != list(sizes):
@@ -154,9 +198,11 @@ def run_schedule(stylizer, content, style, schedule, target: float, step_engine:
     def keep(p):
         judged = judge(p.image) if judge is not None and p.scale == last else p.loss
         events.append((p.scale, p.iteration, p.loss, p.elapsed, p.evaluation_seconds, p.shape, judged))
+    if cache is not None:
+        cache.begin(schedule)
     outcome = stylizer.run(content, [style], settings, callback=keep)
-    counts = [sum(1 for e in events if e[0] == k) for k in range(len(sizes))]
-    shapes = [next(e[5] for e in events if e[0] == k) for k in range(len(sizes))]
+    counts = [sum(1 for e in events if e[0] == k) or (cache.counts.get(k, 0) if cache else 0) for k in range(len(sizes))]
+    shapes = [next((e[5] for e in events if e[0] == k), None) or cache.shapes[k] for k in range(len(sizes))]
     hit = next((e for e in events if e[0] == last and e[6] <= target), None)
     per_eval = [reference[s] for s in shapes] if reference else \
         [float(np.median([e[4] for e in events if e[0] == k][1:])) for k in range(len(sizes))]
@@ -180,6 +226,9 @@ def main() -> None:
     parser.add_argument("--start", choices=STARTS, default="plain", help="how each finer scale starts (experiment)")
     parser.add_argument("--rescale-pairs", action="store_true",
                         help="divide the carried curvature pairs' y by the area ratio (experiment)")
+    parser.add_argument("--reuse-coarse", metavar="FOLDER",
+                        help="keep the coarse scales' results in FOLDER and reuse them (experiments on the last "
+                             "scale; the estimate still counts their evaluations)")
     parser.add_argument("--save", metavar="PREFIX", help="write each schedule's picture as PREFIX-N.png")
     parser.add_argument("--trace", metavar="PREFIX", help="write each schedule's losses, scale by scale, as PREFIX-N.json")
     args = parser.parse_args()
@@ -191,17 +240,20 @@ def main() -> None:
     content, style = (load_image(examples_dir() / p) for p in (DEFAULT_CONTENT, DEFAULT_STYLE))
     content, style = (to_uint8(NST.scale_image(x).numpy()[0]) for x in (content, style))
     stylizer = Stylizer(provider="cpu")
-    undo = _experiments(args.start, args.rescale_pairs, style)
+    undo, rescaled_at = _experiments(args.start, args.rescale_pairs, style)
+    cache = CoarseCache(args.reuse_coarse, f"{args.step_engine}|{args.style_loss}|{args.scale_stop}|{args.precision}") \
+        if args.reuse_coarse else None
     try:
         for number, text in enumerate(args.schedules):
             schedule = [tuple(int(v) for v in item.split(":")) for item in text.split(",")]
             settings = _settings(schedule, args.step_engine, args.style_loss, args.scale_stop, args.precision)
             shapes = [s for s, _ in planning.schedule(settings, content.shape)]
+            rescaled_at[0] = max(shapes[-1])
             reference = reference_seconds(stylizer, settings, content, style, shapes)
             judge = seed_cost(stylizer, content, style, shapes[-1]) if args.style_loss != "gram" else None
             r = run_schedule(stylizer, content, style, schedule, args.target, args.step_engine,
                              style_loss=args.style_loss, scale_stop=args.scale_stop, precision=args.precision,
-                             reference={s: reference[s] for s in shapes}, judge=judge)
+                             reference={s: reference[s] for s in shapes}, judge=judge, cache=cache)
             reached = (f"reached after {r['final_evaluations_to_target']} evaluations at the last scale "
                        f"(evaluations per scale {r['evaluations']}), about {r['estimated_seconds']:.0f} s "
                        f"(wall {r['wall_seconds']:.0f} s)" if r["estimated_seconds"] else
@@ -218,6 +270,8 @@ def main() -> None:
                 save_image(r["picture"], f"{args.save}-{number}.png")
     finally:
         undo()
+        if cache is not None:
+            cache.close()
 
 
 if __name__ == "__main__":
