@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import threading
 import time
 from pathlib import Path
 
@@ -188,7 +189,8 @@ def _settings(schedule, step_engine, style_loss, scale_stop, precision):
 
 
 def run_schedule(stylizer, content, style, schedule, target: float, step_engine: str, *, style_loss="gram",
-                 scale_stop=0.0, precision="fp32", reference=None, judge=None, cache=None) -> dict:
+                 scale_stop=0.0, precision="fp32", reference=None, judge=None, cache=None,
+                 until_target=False) -> dict:
     settings = _settings(schedule, step_engine, style_loss, scale_stop, precision)
     sizes = [s for s, _ in schedule]
     if [s for s, _ in settings.schedule()] != list(sizes):
@@ -200,7 +202,13 @@ def run_schedule(stylizer, content, style, schedule, target: float, step_engine:
         events.append((p.scale, p.iteration, p.loss, p.elapsed, p.evaluation_seconds, p.shape, judged))
     if cache is not None:
         cache.begin(schedule)
-    outcome = stylizer.run(content, [style], settings, callback=keep)
+    reached = threading.Event()   # with until_target: the run ends at the first evaluation that meets it
+
+    def kept(p):
+        keep(p)
+        if until_target and p.scale == last and events[-1][6] <= target:
+            reached.set()
+    outcome = stylizer.run(content, [style], settings, callback=kept, stop=reached)
     counts = [sum(1 for e in events if e[0] == k) or (cache.counts.get(k, 0) if cache else 0) for k in range(len(sizes))]
     shapes = [next((e[5] for e in events if e[0] == k), None) or cache.shapes[k] for k in range(len(sizes))]
     hit = next((e for e in events if e[0] == last and e[6] <= target), None)
@@ -229,6 +237,8 @@ def main() -> None:
     parser.add_argument("--reuse-coarse", metavar="FOLDER",
                         help="keep the coarse scales' results in FOLDER and reuse them (experiments on the last "
                              "scale; the estimate still counts their evaluations)")
+    parser.add_argument("--until-target", action="store_true",
+                        help="end each run once it meets the target (its best cost is then the target's)")
     parser.add_argument("--save", metavar="PREFIX", help="write each schedule's picture as PREFIX-N.png")
     parser.add_argument("--trace", metavar="PREFIX", help="write each schedule's losses, scale by scale, as PREFIX-N.json")
     args = parser.parse_args()
@@ -253,7 +263,8 @@ def main() -> None:
             judge = seed_cost(stylizer, content, style, shapes[-1]) if args.style_loss != "gram" else None
             r = run_schedule(stylizer, content, style, schedule, args.target, args.step_engine,
                              style_loss=args.style_loss, scale_stop=args.scale_stop, precision=args.precision,
-                             reference={s: reference[s] for s in shapes}, judge=judge, cache=cache)
+                             reference={s: reference[s] for s in shapes}, judge=judge, cache=cache,
+                             until_target=args.until_target)
             reached = (f"reached after {r['final_evaluations_to_target']} evaluations at the last scale "
                        f"(evaluations per scale {r['evaluations']}), about {r['estimated_seconds']:.0f} s "
                        f"(wall {r['wall_seconds']:.0f} s)" if r["estimated_seconds"] else
