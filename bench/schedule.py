@@ -231,9 +231,9 @@ def main() -> None:
     parser.add_argument("--style-loss", choices=("gram", "w2", "sliced"), default="gram")
     parser.add_argument("--scale-stop", type=float, default=0.0)
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
-    parser.add_argument("--start", choices=STARTS, default="plain", help="how each finer scale starts (experiment)")
+    parser.add_argument("--start", choices=STARTS, default="plain", help="how the last scale starts (experiment)")
     parser.add_argument("--rescale-pairs", action="store_true",
-                        help="divide the carried curvature pairs' y by the area ratio (experiment)")
+                        help="divide the y of the curvature pairs carried to the last scale by the area ratio (experiment)")
     parser.add_argument("--reuse-coarse", metavar="FOLDER",
                         help="keep the coarse scales' results in FOLDER and reuse them (experiments on the last "
                              "scale; the estimate still counts their evaluations)")
