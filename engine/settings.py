@@ -317,7 +317,8 @@ class Settings:
     """Every control of a run; the defaults are the documented defaults."""
     size: int = setting(512, "int", "Size", "longest side of the output", "picture", unit="px", low=1, high=MAX_SIZE)
     iterations: int = setting(
-        60, "int", "Evaluations a scale", "gradient evaluations at each scale (see scale_iterations)", "picture",
+        55, "int", "Evaluations a scale", "gradient evaluations at each scale (see scale_iterations; a coarse "
+        "scale that stops paying ends sooner and gives the rest to the last, see scale_stop)", "picture",
         low=1, high=MAX_ITERATIONS)
     content_weight: float = setting(
         1e5, "float", "Content weight", "weight of the content loss (the seed's NST uses 1e4, which lets the style "
@@ -341,7 +342,7 @@ class Settings:
         "paintings' colours before the run", "colour")
     scales: int = setting(3, "int", "Scales", "coarse-to-fine scales; each starts from the previous result",
                           "schedule", low=1, high=MAX_SCALES)
-    min_size: int = setting(256, "int", "First scale", "longest side at the first scale (a size not above it runs "
+    min_size: int = setting(128, "int", "First scale", "longest side at the first scale (a size not above it runs "
                             "one scale); the sizes grow geometrically to size", "schedule", unit="px", low=16,
                             high=MAX_SIZE, advanced=True)
     scale_iterations: tuple = setting(
@@ -403,7 +404,7 @@ class Settings:
         choice_help=("Gram matrices", "mean and covariance (Wasserstein-2)", "sorted projections (sliced "
                      "Wasserstein)"), advanced=True)
     scale_stop: float = setting(
-        0.0, "float", "Scale stop", "a coarse scale ends once its loss fell by less than this fraction over its "
+        0.5, "float", "Scale stop", "a coarse scale ends once its loss fell by less than this fraction over its "
         "last 10 evaluations, and the evaluations it saved go to the last scale (0: every scale runs its count)",
         "schedule", low=0, high=100.0, advanced=True)
     precision: str = setting(
