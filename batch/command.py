@@ -42,7 +42,8 @@ def add_parser(sub) -> None:
     p.add_argument("--blend", action="store_true", help="one picture per content in a blend of all the styles "
                                                         "(--style-weights) instead of one per style")
     p.add_argument("-o", "--output-dir", default="stylized", help="folder for the pictures (made if missing)")
-    add_count(p, "--retries", at_least=0, default=2, help="tries again for a picture whose worker was lost")
+    add_count(p, "--retries", at_least=0, default=2, help="tries again for a picture whose run failed or whose "
+                                                           "worker died under it (killed, out of memory)")
     add_settings_options(p, **CLUSTER_DEFAULTS)
     add_cluster_options(p)
     p.set_defaults(run=run)
@@ -63,12 +64,14 @@ def run(args) -> int:
         settings.check_styles(len(styles) if args.blend else 1)
         out_dir = Path(args.output_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
-        jobs = make_jobs(contents, styles, settings, out_dir, blend=args.blend)
+        from models.weights import load_weights
+        weights = load_weights(args.weights)
+        jobs = make_jobs(contents, styles, settings, out_dir, blend=args.blend, weights=weights.sha256)
     except BatchError as exc:
         raise UsageError(str(exc)) from None
     log = (lambda *a: None) if args.quiet else (lambda message: print(message, file=sys.stderr))
     provider = "cpu" if args.provider == "auto" else args.provider
-    export_first(settings, args.weights, provider, log)
+    export_first(settings, weights, provider, log)
     with connect(args.scheduler, args.workers, weights=args.weights, provider=provider) as client:
         try:
             results = run_batch(client, jobs, retries=args.retries, quiet=args.quiet)

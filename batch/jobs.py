@@ -23,6 +23,7 @@ class Job:
     output: Path
     settings: dict           # Settings.to_dict()
     sources: dict            # what the picture's metadata records about its inputs (names, sha256)
+    weights: str = ""        # the sha256 of the weights it is to be made with
 
 
 @dataclass(frozen=True)
@@ -63,9 +64,10 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def make_jobs(contents, styles, settings, out_dir: Path, *, blend: bool = False) -> list[Job]:
+def make_jobs(contents, styles, settings, out_dir: Path, *, blend: bool = False, weights: str = "") -> list[Job]:
     """``<content stem>__<style stem>.png`` for each pair (``__blend-a+b`` for one blend of all the
-    styles). Two contents or styles with the same stem would write one file twice: refused."""
+    styles), to be made with the weights whose sha256 is ``weights``. Two contents or styles with
+    the same stem would write one file twice: refused."""
     settings_dict = json.loads(json.dumps(settings.to_dict()))  # as read back from the metadata
     style_sets = [tuple(styles)] if blend else [(s,) for s in styles]
     hashes = {p: sha256(p) for p in {*contents, *styles}}
@@ -79,18 +81,19 @@ def make_jobs(contents, styles, settings, out_dir: Path, *, blend: bool = False)
             names[output] = content
             sources = {"content": str(content), "style": [str(s) for s in group],
                        "content_sha256": hashes[content], "style_sha256": [hashes[s] for s in group]}
-            jobs.append(Job(content, group, output, settings_dict, sources))
+            jobs.append(Job(content, group, output, settings_dict, sources, weights))
     return jobs
 
 
 def is_done(job: Job) -> bool:
     """The output exists, is a whole picture, and was made with these settings from these files
-    (content and style hashes; the paths may differ). A setting the picture does not name came after
-    it was made, and it was made as that setting's default does."""
-    from engine.metadata import read_settings
+    (content and style hashes; the paths may differ) with these weights (a picture that does not
+    say which is made again). A setting the picture does not name came after it was made, and it
+    was made as that setting's default does."""
+    from engine.metadata import WEIGHTS_KEY, read_settings
     from engine.settings import DEFAULTS
     held = read_settings(job.output)
-    if held is None:
+    if held is None or (job.weights and held.get(WEIGHTS_KEY) != job.weights):
         return False
     defaults = json.loads(DEFAULTS.to_json())
     expected = {**job.settings, "content_sha256": job.sources["content_sha256"],
@@ -109,6 +112,9 @@ def stylize_job(job: Job) -> Result:
     start = time.perf_counter()
     if is_done(job):  # another attempt (a retry after a lost worker) finished it already
         return Result(str(job.output), "skipped", reason="already made")
+    if job.weights and engine().weights.sha256 != job.weights:   # a cluster someone runs, set up otherwise
+        return Result(str(job.output), "failed", reason=f"this worker holds other weights ({engine().weights.sha256[:12]}"
+                                                         f"…, not {job.weights[:12]}…): give its --weights")
     try:
         content = load_image(job.content)
         styles = [load_image(s) for s in job.styles]

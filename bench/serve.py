@@ -32,13 +32,14 @@ JOB = {"size": "256", "scales": "1", "iterations": "60", "step_engine": "ort"}
 
 
 class Server:
-    def __init__(self, data: Path, threads: int):
+    def __init__(self, data: Path, threads: int, *options: str):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         self.base = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), "serve", "--port", str(self.port),
-                                         "--data", str(data), "--provider", "cpu", "--threads", str(threads)],
+                                         "--data", str(data), "--provider", "cpu", "--threads", str(threads),
+                                         *options],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
         deadline = time.monotonic() + 120
         while True:

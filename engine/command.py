@@ -3,6 +3,7 @@ best picture so far, and the settings in the picture's metadata."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import threading
@@ -37,7 +38,9 @@ def add_parser(sub) -> None:
 
 class _CtrlC:
     """The first Ctrl-C asks the run to stop after the evaluation in progress (the best picture so
-    far is written); a second one aborts."""
+    far is written); a second one aborts at once, writing nothing (``in_thread``: the run goes on
+    in a thread of its own so that the main thread, where Python handles signals, is free to hear
+    it even while an evaluation of a minute holds the run)."""
 
     def __init__(self, log):
         self.event, self.log = threading.Event(), log
@@ -50,6 +53,31 @@ class _CtrlC:
 
     def close(self):
         signal.signal(signal.SIGINT, self.previous)
+
+    def in_thread(self, work):
+        """``work()``'s result, run in a daemon thread; a KeyboardInterrupt here (the second
+        Ctrl-C) leaves it behind, to end with the process."""
+        outcome = {}
+
+        def target():
+            try:
+                outcome["value"] = work()
+            except BaseException as exc:   # noqa: BLE001 - handed to the main thread as it is
+                outcome["error"] = exc
+
+        thread = threading.Thread(target=target, name="stylize", daemon=True)
+        thread.start()
+        try:
+            while thread.is_alive():
+                thread.join(timeout=0.1)
+        except KeyboardInterrupt:
+            # out at once: the run's thread may be inside ONNX Runtime, whose threads abort an
+            # interpreter that finalizes around them ("terminate called", status -6)
+            print("nst: error: interrupted", file=sys.stderr, flush=True)
+            os._exit(130)
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["value"]
 
 
 def run(args) -> int:
@@ -92,7 +120,8 @@ def run(args) -> int:
                 print(f"  {path.name}")
             return 0
         try:
-            outcome = _run_with_progress(stylizer, plan, content, styles, output, ctrl_c.event, args, pictures)
+            outcome = ctrl_c.in_thread(lambda: _run_with_progress(stylizer, plan, content, styles, output,
+                                                                  ctrl_c.event, args, pictures))
         except Interrupted:
             raise Stopped("interrupted before the first evaluation: no picture written") from None
     finally:
@@ -102,6 +131,9 @@ def run(args) -> int:
     save_image(outcome.image, output, metadata)
     h, w = outcome.image.shape[:2]
     status = "interrupted, best image so far" if outcome.interrupted else "done"
+    if outcome.scale < outcome.scales:
+        status += (f" (stopped at scale {outcome.scale} of {outcome.scales}: that scale's picture, upsampled to the "
+                   "size asked)")
     print(f"{status}: {w}x{h} in {outcome.seconds:.1f} s, {outcome.iterations} iterations, "
           f"loss {outcome.loss:.4g} (content {outcome.parts['content']:.4g}, style {outcome.parts['style']:.4g}, "
           f"tv {outcome.parts['tv']:.4g}); targets by {outcome.targets}; steps by {outcome.step}; wrote {output}")
@@ -113,7 +145,7 @@ def _run_with_progress(stylizer, plan, content, styles, output, stop, args, pict
 
     from .images import save_image
     bar = None
-    log_file = open(args.log_json, "w") if args.log_json else None
+    log_file = open(args.log_json, "w", buffering=1) if args.log_json else None   # a line at a time: followable
     stem = output.with_suffix("")
 
     def on_progress(p):

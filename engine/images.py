@@ -49,19 +49,27 @@ def _to_rgb(img: Image.Image) -> np.ndarray:
     return np.asarray(img, dtype=np.uint8).copy()
 
 
-def load_image(path) -> np.ndarray:
-    """Read an image file as an ``(h, w, 3)`` uint8 RGB array, EXIF orientation applied."""
-    path = Path(path)
-    if not path.exists():
-        raise ImageError(f"{path}: no such file")
-    if not path.is_file():
-        raise ImageError(f"{path}: not a file")
-    if path.stat().st_size == 0:
+def load_image(path, *, name: str | None = None) -> np.ndarray:
+    """Read an image file as an ``(h, w, 3)`` uint8 RGB array, EXIF orientation applied. ``path``:
+    a file's name, or a binary file open for reading (an upload), which errors call ``name``."""
+    if hasattr(path, "read"):
+        source, path = path, name or "the image"
+        source.seek(0, os.SEEK_END)
+        empty = source.tell() == 0
+        source.seek(0)
+    else:
+        source = path = Path(path)
+        if not path.exists():
+            raise ImageError(f"{path}: no such file")
+        if not path.is_file():
+            raise ImageError(f"{path}: not a file")
+        empty = path.stat().st_size == 0
+    if empty:
         raise ImageError(f"{path}: the file is empty")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            with Image.open(source) as img:
                 width, height = img.size
                 if width * height > MAX_PIXELS:
                     raise ImageError(f"{path}: {width}x{height} is too large "

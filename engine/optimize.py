@@ -4,7 +4,8 @@ They know nothing of TensorFlow or ONNX Runtime: ``f(x) -> (loss, gradient, part
 float32 array is all they need. One iteration is one evaluation of ``f`` (one forward and
 backward pass), so the time a run costs is known before it starts. Both stop early, keeping the
 best image so far, when ``stop()`` turns true (checked before each evaluation: a server or a
-signal handler sets it from another thread) or on KeyboardInterrupt.
+signal handler sets it from another thread). A KeyboardInterrupt is not a stop: it goes through,
+with no picture (the CLI's first Ctrl-C sets ``stop``; its second aborts).
 """
 from __future__ import annotations
 
@@ -104,7 +105,7 @@ def adam(f, x0, iterations, *, lr=0.02, beta1=0.9, beta2=0.999, eps=1e-8, averag
             if average:
                 mean = average * mean + (1 - average) * x
                 weight = average * weight + (1 - average)
-    except (_Stop, KeyboardInterrupt):
+    except _Stop:
         interrupted = True
     result = tracker.result(interrupted=interrupted)
     if average and weight > 0:
@@ -126,15 +127,13 @@ def lbfgs(f, x0, iterations, *, history=20, first_step=0.05, pairs=None, callbac
 
     ``first_step``: the largest pixel change of the very first trial, where there is no curvature
     yet to size the step (a unit step along the raw gradient overshoots by orders of magnitude).
-    ``pairs``: curvature pairs ``(s, y)`` to start from (the previous scale's, resized); the
+    ``pairs``: curvature pairs ``(s, y)`` to start from (the previous scale's, resized); a list is
+    taken over (emptied), so that a pair the history drops is freed, not kept by the caller. The
     result's ``state`` holds this run's. ``enough``: as for ``adam``."""
     shape = np.shape(x0)
     tracker = _Tracker(f, iterations, callback, stop, enough)
     x = np.clip(np.asarray(x0, np.float32), 0, 1).reshape(-1)
-    given = [(np.ascontiguousarray(a, np.float32).reshape(-1), np.ascontiguousarray(b, np.float32).reshape(-1))
-             for a, b in (pairs or [])]
-    pairs = deque(((a, b, 1.0 / sdot(a, b)) for a, b in given if sdot(a, b) > 1e-10 * sdot(b, b)),
-                  maxlen=history)   # (s, y, 1 / s.y), oldest first
+    pairs = _history(pairs if isinstance(pairs, list) else list(pairs or []), history)
 
     def evaluate(point):
         loss, grad = tracker(point.reshape(shape))
@@ -174,9 +173,19 @@ def lbfgs(f, x0, iterations, *, history=20, first_step=0.05, pairs=None, callbac
             x, fx, g = trial, f_trial, g_trial
     except _Budget:
         pass
-    except (_Stop, KeyboardInterrupt):
+    except _Stop:
         return _with_state(tracker.result(interrupted=True), pairs, shape)
     return _with_state(tracker.result(), pairs, shape)
+
+
+def _history(given: list, length: int) -> deque:
+    """``(s, y, 1 / s.y)`` of the pairs with curvature, oldest first, taken out of ``given``."""
+    pairs = deque(maxlen=length)
+    while given:
+        s, y = (np.ascontiguousarray(v, np.float32).reshape(-1) for v in given.pop(0))
+        if sdot(s, y) > 1e-10 * sdot(y, y):
+            pairs.append((s, y, 1.0 / sdot(s, y)))
+    return pairs
 
 
 def _with_state(result: Result, pairs, shape) -> Result:
@@ -228,6 +237,6 @@ def scipy_lbfgs(f, x0, iterations, *, history=20, callback=None, stop=None) -> R
                           "ftol": 0.0, "gtol": 0.0})
     except _Budget:
         pass
-    except (_Stop, KeyboardInterrupt):
+    except _Stop:
         return tracker.result(interrupted=True)
     return tracker.result()

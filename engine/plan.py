@@ -14,7 +14,7 @@ from models.vgg19 import min_side
 
 from .settings import Settings, SettingsError
 from .spec import FeatureSpec
-from .tiles import MIN_TILE, choose_tile, fits, tiled_estimate_mb
+from .tiles import MIN_TILE, choose_tile, estimate_mb, fits, tiled_estimate_mb
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,24 @@ class Plan:
     @property
     def evaluations(self) -> int:
         return sum(self.iterations)
+
+    @property
+    def memory_mb(self) -> float:
+        """The run's peak memory as the model has it (its largest scale): what it reserves."""
+        return peak_mb(self.step_engine, self.shapes, self.tiles)
+
+
+def peak_mb(engine: str, shapes, sides) -> float:
+    """The model's peak of a run's scales, each whole or in tiles of ``sides``."""
+    return max((tiled_estimate_mb(engine, h, w, tile) if tile else estimate_mb(engine, h, w)
+                for (h, w), tile in zip(shapes, sides or (0,) * len(shapes))), default=0.0)
+
+
+def memory_limit(settings: Settings) -> float:
+    """MB a run may plan for: its ``memory_limit``, else the whole of this process's budget (the
+    runs of a process share it: ``engine.memory.budget``)."""
+    from .memory import budget
+    return settings.memory_limit or budget().total_mb
 
 
 def schedule(settings: Settings, content_shape, log: Callable[[str], None] | None = None) -> list:
@@ -64,13 +82,12 @@ def tiles(settings: Settings, engine: str, shapes, log: Callable[[str], None] | 
     """The tile side of each scale (0: the whole picture at once) within the memory limit, for the
     step ``engine`` (tf | ort); a picture that cannot fit even in tiles is refused, with the size
     that would."""
-    from .memory import available_mb
     if settings.tile:   # asked for: the scales larger than the tile run in tiles of it
         sides = tuple(settings.tile if max(h, w) > settings.tile else 0 for h, w in shapes)
         if any(sides) and settings.style_loss != "gram":
             raise SettingsError("style_loss", f"{settings.style_loss} works on whole pictures, not in tiles")
         return sides
-    limit = settings.memory_limit or 0.75 * available_mb()
+    limit = memory_limit(settings)
     sides = tuple(choose_tile(engine, h, w, limit) for h, w in shapes)
     if None in sides:
         h, w = shapes[-1]

@@ -41,6 +41,14 @@ class SettingsError(ValueError):
         self.field, self.problem = field_name, problem
 
 
+def _finite(number) -> bool:
+    """Whether a JSON number is a finite float: an integer too large for one (10**400) is not."""
+    try:
+        return math.isfinite(number)
+    except OverflowError:
+        return False
+
+
 def _shown(value, limit: int = 40) -> str:
     """A value as an error line quotes it: never a whole megabyte a client sent."""
     text = repr(value)
@@ -253,8 +261,9 @@ class LayerWeights(Mapping):
         for name, weight in pairs:
             if isinstance(weight, bool) or not isinstance(weight, (int, float)):
                 raise SettingsError(field_name, f"has a weight {_shown(weight)} for {name} that is not a number")
-            if not math.isfinite(weight) or weight < 0:
-                raise SettingsError(field_name, f"has a weight {weight} for {name}: weights must be non-negative")
+            if not _finite(weight) or weight < 0:
+                raise SettingsError(field_name, f"has a weight {_shown(weight)} for {name}: weights must be "
+                                                "non-negative and finite")
         total = sum(float(w) for _, w in pairs)
         if pairs and total == 0:
             raise SettingsError(field_name, "has weights that are all 0: give one a positive weight, or no layers")

@@ -27,7 +27,7 @@ from . import plan as planning
 from .colors import color_statistics, match_colors, mixed_statistics
 from .images import as_float, preserve_colors, resize_exact, resize_field, resize_float, resize_longest, to_uint8
 from .masks import check_masks, mask_from_image
-from .memory import release_memory
+from .memory import StoppedWaiting, budget, release_memory
 from .optimize import adam, lbfgs
 from .schedule import Plateau
 from .ort.backend import cuda_unavailable_reason
@@ -92,6 +92,9 @@ class Outcome:
     step: str                  # which engine computed the steps, in words
     weights: str               # where the weights came from
     settings: dict
+    scale: int = 1             # the scale the picture comes from (1-based): below scales when stopped early,
+    scales: int = 1            # the picture then that scale's, upsampled to the size asked
+    weights_sha256: str = ""   # the weights' identity: a picture made with other weights is another picture
 
 
 def _stop_function(stop) -> Callable[[], bool] | None:
@@ -270,7 +273,8 @@ class Stylizer:
 
     def run(self, content, styles, settings: Settings = DEFAULTS, *, init_image=None,
             callback: Callable[[Progress], None] | None = None, stop=None, plan: Plan | None = None,
-            penalty: Callable | None = None, masks=None, content_mask=None) -> Outcome:
+            penalty: Callable | None = None, masks=None, content_mask=None,
+            on_wait: Callable[[float], None] | None = None) -> Outcome:
         """Stylize uint8 RGB ``content`` with uint8 RGB ``styles`` (a list). ``init_image``: the
         start picture when ``settings.init == "image"``. ``stop``: a callable or an event; once
         true, the run ends after the evaluation in progress and returns the best picture so far
@@ -279,20 +283,22 @@ class Stylizer:
         scale, added to the step's loss and gradient by either step engine (reported as the part
         ``"penalty"``); a video's temporal loss is one. ``masks``: one uint8 greyscale picture per
         style, each style applying where its mask is white (resized to the content's shape);
-        ``content_mask``: where the content must be kept (white) or may go (black)."""
+        ``content_mask``: where the content must be kept (white) or may go (black). The run first
+        reserves its plan's peak memory from the process's budget (``engine.memory.budget``), which
+        every engine of the process shares, waiting for other runs to end if it must (``on_wait(mb)``
+        is called then; a stop while waiting is ``Interrupted``)."""
         with self._running, self._blas_threads():
             return self._run(content, styles, settings, init_image, callback, _stop_function(stop), plan, penalty,
-                             masks, content_mask)
+                             masks, content_mask, on_wait)
 
     def _blas_threads(self):
         if not self.threads:
             return contextlib.nullcontext()
-        from threadpoolctl import threadpool_limits
-        return threadpool_limits(limits=self.threads)
+        from .threads import blas_threads
+        return blas_threads(self.threads)
 
     def _run(self, content, styles, settings, init_image, callback, stop, plan, penalty, masks,
-             content_mask) -> Outcome:
-        start = time.perf_counter()
+             content_mask, on_wait) -> Outcome:
         inputs = _Inputs.checked(content, styles, settings, init_image, masks, content_mask)
         masked = bool(inputs.masks) or inputs.content_mask is not None
         plan = plan or self.plan(settings, inputs.content.shape, masked=masked)
@@ -300,6 +306,14 @@ class Stylizer:
             raise ValueError("the plan was made for other settings")
         if masked and not plan.masked:   # masks need the step that takes them: got now, before any evaluation
             plan = self.plan(settings, inputs.content.shape, masked=True)
+        try:
+            with budget().reserve(plan.memory_mb, stop, on_wait):
+                return self._reserved(inputs, settings, callback, stop, plan, penalty)
+        except StoppedWaiting as exc:
+            raise Interrupted(f"{exc}: no picture yet") from None
+
+    def _reserved(self, inputs: "_Inputs", settings, callback, stop, plan: Plan, penalty) -> Outcome:
+        start = time.perf_counter()
         features = self._feature_backend(settings.targets, plan.feature_spec, plan.feature_model)
         targets_by = features.describe()
         # every scale's targets first: the feature extractor is not needed while the loop runs
@@ -310,10 +324,11 @@ class Stylizer:
             if self.lean:
                 self._features.clear()
                 release_memory()
-        best, evaluations, steps_by = self._optimize(self.step(plan), features, plan, scales, inputs, penalty,
-                                                     callback, stop, start)
+        best, evaluations, steps_by, scale = self._optimize(self.step(plan), features, plan, scales, inputs,
+                                                            penalty, callback, stop, start)
         return Outcome(inputs.finish(best.image), best.loss, best.parts, evaluations, time.perf_counter() - start,
-                       best.interrupted, targets_by, steps_by, self.weights.source, settings.to_dict())
+                       best.interrupted, targets_by, steps_by, self.weights.source, settings.to_dict(),
+                       scale + 1, len(plan.shapes), self.weights.sha256)
 
     def _targets(self, features, plan: Plan, inputs: "_Inputs", index: int) -> Targets:
         """One scale's targets: the content's features (a tiled scale's come tile by tile, in the
@@ -341,15 +356,18 @@ class Stylizer:
     def _optimize(self, whole, features, plan: Plan, scales: list, inputs: "_Inputs", penalty, callback, stop,
                   start: float):
         """The coarse-to-fine loop: each scale starts from the previous one's picture (and its
-        optimizer's state, resized). Returns the last scale's best result, the evaluations, and
-        what computed the last scale's steps, in words."""
+        optimizer's state, resized). Returns the last scale's best result, the evaluations, what
+        computed the last scale's steps, in words, and the index of the scale the picture comes
+        from: a stop before the last scale ends gives that scale's best picture brought to the
+        size asked."""
         settings = plan.settings
         clock = _Clock(plan, start, inputs.finish)
-        image, best, evaluations, adam_state, carried, where, saved = None, None, 0, None, None, "", 0
+        image, best, evaluations, adam_state, carried, where, came_from = None, None, 0, None, None, "", 0
+        saved = 0   # evaluations the coarse scales did not need (scale_stop), given to the last
         for index, targets in enumerate(scales):
             last = index == len(scales) - 1
             # with scale_stop, a coarse scale ends where it stops paying and the last one gets the rest
-            budget = plan.iterations[index] + (saved if last else 0)
+            allowed = plan.iterations[index] + (saved if last else 0)
             enough = Plateau(settings.scale_stop) if settings.scale_stop and not last else None
             tile = plan.tiles[index] if plan.tiles else 0
             step = TiledStep(whole, features, tile=tile, seed=settings.seed) if tile else whole
@@ -357,9 +375,12 @@ class Stylizer:
                 step = _with_penalty(step, penalty)
             step.bind_targets(targets)
             x0 = self._start(image, targets, settings, inputs.init_image)
+            if best is not None:   # what the last scale holds goes once this one has what it needs
+                best.state = None
             if settings.optimizer == "lbfgs" and not tile:
                 # the previous scale's curvature pairs, resized: 33 -> 28 evaluations at 512 px to the
-                # seed's cost (docs/BENCHMARKS.md)
+                # seed's cost (docs/BENCHMARKS.md). The list is handed over (resizing empties the old
+                # one, the optimizer empties this one): one history at a time, as the memory model counts
                 optimizer, options = lbfgs, {"pairs": _resized_pairs(carried, targets.shape)}
                 if penalty is None and getattr(step, "device", None) in DEVICE_LOOP:
                     from .ort.device_lbfgs import lbfgs_on_device
@@ -367,8 +388,10 @@ class Stylizer:
             else:   # Adam, going on from the previous scale's moments
                 optimizer = adam
                 options = {"lr": settings.learning_rate, "state": _resized(adam_state, targets.shape)}
-            result = optimizer(step, x0, budget, callback=clock.reporter(index, callback, budget), stop=stop,
+            carried = adam_state = None
+            result = optimizer(step, x0, allowed, callback=clock.reporter(index, callback, allowed), stop=stop,
                                enough=enough, **options)
+            del options
             evaluations += result.iterations
             if not last and not result.interrupted and result.iterations < plan.iterations[index]:
                 saved += plan.iterations[index] - result.iterations
@@ -378,12 +401,15 @@ class Stylizer:
                     raise Interrupted("stopped before the first evaluation: no picture yet")
                 best.interrupted = True
                 break
-            image, best = result.image, result
+            image, best, came_from = result.image, result, index
             adam_state = result.state if optimizer is adam else None
             carried = result.state if optimizer is not adam else None
             if result.interrupted:
                 break
-        return best, evaluations, step.describe() + where
+        if came_from < len(plan.shapes) - 1:   # stopped early: the picture at the size asked
+            best.image = resize_float(best.image, plan.shapes[-1])
+        best.state = None
+        return best, evaluations, step.describe() + where, came_from
 
     def _style_grams(self, features, settings: Settings, plan: Plan, style: np.ndarray, size: int,
                      tile: int = 0, shape=None, scale: int = 0) -> dict:
@@ -507,10 +533,15 @@ def _importable(module: str) -> bool:
 
 
 def _resized_pairs(pairs, shape):
-    """L-BFGS's curvature pairs brought to the next scale's size."""
+    """L-BFGS's curvature pairs brought to the next scale's size, each old pair dropped from
+    ``pairs`` as soon as it is resized (the two histories never live whole side by side)."""
     if not pairs:
         return None
-    return [(resize_field(s, shape), resize_field(y, shape)) for s, y in pairs]
+    resized = []
+    while pairs:
+        s, y = pairs.pop(0)
+        resized.append((resize_field(s, shape), resize_field(y, shape)))
+    return resized
 
 
 def _resized(state, shape):

@@ -23,6 +23,7 @@ from engine.settings import DEFAULTS, SettingsError
 
 from .inputs import (MAX_FIELDS, MAX_FILES, BadInput, bundled_names, bundled_path, read_job, refused, request_schema,
                      settings_description)
+from .files import DiskFull
 from .jobs import FINISHED, NotCancellable, QueueFull, Studio
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -66,8 +67,11 @@ def create_app(studio: Studio, *, max_upload_mb: int = MAX_UPLOAD_MB) -> FastAPI
     @app.post("/api/jobs", status_code=202, max_body_size=limit, summary="Submit a picture to make",
               openapi_extra={"requestBody": request_schema()},
               responses={202: {"description": "the job, queued"}, 400: {"description": "an image file refused"},
-                         413: {"description": "over the upload limit"}, 422: {"description": "a setting refused"},
-                         429: {"description": "the line is full (Retry-After)"}})
+                         413: {"description": "over the upload limit, or pictures of more decoded pixels than "
+                                               "a job takes"},
+                         422: {"description": "a setting refused"},
+                         429: {"description": "the line is full (Retry-After)"},
+                         507: {"description": "the server's disk cannot keep the job"}})
     async def create_job(request: Request) -> JSONResponse:
         """Checks the settings and the pictures (the CLI's own checks, every field read by the
         settings' declarations) and queues the job: 202 with the job, 422 for a setting, 400 for an
@@ -80,7 +84,7 @@ def create_app(studio: Studio, *, max_upload_mb: int = MAX_UPLOAD_MB) -> FastAPI
         form = await request.form(max_files=MAX_FILES, max_fields=MAX_FIELDS)
         try:
             # decoding pictures takes a core for a while: not on the event loop
-            job = await asyncio.to_thread(lambda: studio.submit(read_job(form, studio.data)))
+            job = await asyncio.to_thread(lambda: studio.submit(read_job(form)))
         finally:
             await form.close()
         return JSONResponse(studio.snapshot(job.id), status_code=202, headers={"Location": f"/api/jobs/{job.id}"})
@@ -100,9 +104,20 @@ def create_app(studio: Studio, *, max_upload_mb: int = MAX_UPLOAD_MB) -> FastAPI
         except NotCancellable as exc:
             raise HTTPException(409, str(exc)) from None
 
+    @app.post("/api/jobs/{job_id}/rerun", status_code=202, summary="Run an interrupted job again, from its kept "
+                                                                  "pictures and settings",
+              responses={202: {"description": "the job, queued again"}, 409: {"description": "not interrupted"},
+                         429: {"description": "the line is full (Retry-After)"}})
+    def rerun_job(job_id: Annotated[str, Depends(existing)]) -> JSONResponse:
+        try:
+            job = studio.rerun(job_id)
+        except NotCancellable as exc:
+            raise HTTPException(409, str(exc)) from None
+        return JSONResponse(job, status_code=202)
+
     @app.get("/api/jobs/{job_id}/events", response_class=EventSourceResponse,
              summary="Server-sent events: `progress` while the job waits or runs, then one of `done`, "
-                     "`cancelled` or `failed`; each carries the job as JSON")
+                     "`cancelled`, `failed` or `interrupted`; each carries the job as JSON")
     async def job_events(job_id: Annotated[str, Depends(existing)]) -> AsyncIterable[ServerSentEvent]:
         sent_version, sent_key, sent_at = None, None, 0.0
         while True:
@@ -123,11 +138,15 @@ def create_app(studio: Studio, *, max_upload_mb: int = MAX_UPLOAD_MB) -> FastAPI
              response_class=Response, responses={200: {"content": {"image/png": {}, "image/jpeg": {}}}})
     def job_image(job_id: Annotated[str, Depends(existing)], download: bool = False) -> Response:
         path = studio.image(job_id)
-        if path is None:
+        try:
+            # read whole: a preview is replaced (renamed over) every second, and a file response would
+            # announce one file's length and send another's bytes
+            data = path.read_bytes() if path is not None else None
+        except FileNotFoundError:   # the preview made way for the result, or the job was pruned
+            path = studio.image(job_id)
+            data = path.read_bytes() if path is not None else None
+        if data is None:
             raise HTTPException(404, f"job {job_id} has no picture yet")
-        # read whole: a preview is replaced (renamed over) every second, and a file response would
-        # announce one file's length and send another's bytes
-        data = path.read_bytes()
         headers = {"Cache-Control": "no-store"}
         if download:
             headers["Content-Disposition"] = f'attachment; filename="nst-{job_id}{path.suffix}"'
@@ -209,6 +228,10 @@ def _errors(app: FastAPI, max_upload_mb: int) -> None:
     @app.exception_handler(ImageError)
     async def bad_image(request, exc: ImageError):   # a bundled image that cannot be read
         return answer(400, exc)
+
+    @app.exception_handler(DiskFull)
+    async def disk_full(request, exc: DiskFull):   # the server's disk, not the request: 507, one line
+        return answer(507, exc)
 
     @app.exception_handler(QueueFull)
     async def queue_full(request, exc: QueueFull):

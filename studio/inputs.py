@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +32,12 @@ FIELDS = {
 IMAGE_FIELDS = {i.form: i for i in IMAGE_INPUTS}
 MAX_FILES = 2 * MAX_STYLES + 3   # paintings, their masks, the photograph, its mask, a starting picture
 MAX_FIELDS = len(CONTROLS) + MAX_STYLES + 8
+# Decoded pixels of one request, its photograph, paintings, masks and starting picture together,
+# read from the files' headers before any is decoded: 192 MB as RGB, however small the files (an
+# 8000x8000 plain PNG is 0.2 MB on the wire). Each picture is shrunk to what the run uses once read.
+MAX_REQUEST_PIXELS = 64_000_000
+# Requests decoding pictures at once: each may hold MAX_REQUEST_PIXELS; the rest wait their turn.
+DECODING = threading.BoundedSemaphore(max(1, min(4, os.cpu_count() or 1)))
 
 
 class BadInput(Exception):
@@ -134,20 +140,66 @@ def settings_from(texts: dict, extra: str | None) -> Settings:
         raise refused(exc) from None
 
 
-def read_job(form, folder: Path) -> Submission:
-    """A job's form -> a ``Submission``, or the first thing wrong with it as a ``BadInput``."""
+def read_job(form) -> Submission:
+    """A job's form -> a ``Submission``, or the first thing wrong with it as a ``BadInput``: the
+    settings, the number of pictures and their pixels (from the files' headers) are checked before
+    any picture is decoded."""
     parts = _fields(form)
     texts = {name: values[0] for name, values in parts.items() if name in CONTROLS}
     for image in IMAGE_FIELDS.values():   # a starting picture given: start from it
         if image.sets and image.form in parts and image.sets[0] not in texts:
             texts[image.sets[0]] = image.sets[1]
     settings = settings_from(texts, parts.get("settings", [None])[0])
+    try:
+        settings.check_styles(len(parts.get("style", [])) + len(parts.get("style_name", [])) or 1)
+    except SettingsError as exc:
+        raise refused(exc) from None
+    _check_pixels(parts)
+    with DECODING:
+        return _decoded(parts, settings)
+
+
+def _check_pixels(parts: dict) -> None:
+    """The request's pictures, decoded, within ``MAX_REQUEST_PIXELS``: a 413 naming the total."""
+    paths = [bundled_path("content", n) for n in parts.get("content_name", [])]
+    paths += [bundled_path("style", n) for n in parts.get("style_name", [])]
+    if "content" not in parts and "content_name" not in parts:
+        paths.append(bundled_path("content", DEFAULT_CONTENT))
+    if "style" not in parts and "style_name" not in parts:
+        paths.append(bundled_path("style", DEFAULT_STYLE))
+    total = sum(_header_pixels(p) for p in paths if p is not None)
+    total += sum(_header_pixels(upload.file) for name, values in parts.items()
+                 if FIELDS.get(name, ("",))[0] == "file" for upload in values)
+    if total > MAX_REQUEST_PIXELS:
+        raise BadInput(413, f"the pictures of this job come to {total / 1e6:.1f} megapixels decoded; at most "
+                            f"{MAX_REQUEST_PIXELS / 1e6:.0f} are taken: send smaller pictures (the run uses at most "
+                            f"twice the size asked)")
+
+
+def _header_pixels(source) -> int:
+    """Width x height from an image file's header, without decoding it; 0 for a file that is not
+    an image (its own check says what is wrong with it)."""
+    from PIL import Image
+    if hasattr(source, "seek"):
+        source.seek(0)
+    try:
+        with Image.open(source) as img:
+            width, height = img.size
+        return width * height
+    except Exception:   # noqa: BLE001 - anything Pillow cannot open is refused by load_image, in one line
+        return 0
+    finally:
+        if hasattr(source, "seek"):
+            source.seek(0)
+
+
+def _decoded(parts: dict, settings: Settings) -> Submission:
     content_upload = parts.get("content", [None])[0]
     content_name = parts.get("content_name", [None])[0]
     if content_upload is not None and content_name:
         raise BadInput(422, "content: give an uploaded file or content_name, not both")
     if content_upload is not None:
-        content, content_source = read_upload(content_upload, folder), _name(content_upload)
+        content, content_source = read_upload(content_upload), _name(content_upload)
     else:
         content, content_source = _bundled_image("content", content_name or DEFAULT_CONTENT, "content_name")
     styles, style_sources = [], []
@@ -156,7 +208,7 @@ def read_job(form, folder: Path) -> Submission:
         styles.append(image)
         style_sources.append(source)
     for upload in parts.get("style", []):
-        styles.append(read_upload(upload, folder))
+        styles.append(read_upload(upload))
         style_sources.append(_name(upload))
     if not styles:
         image, source = _bundled_image("style", DEFAULT_STYLE, "style_name")
@@ -165,7 +217,7 @@ def read_job(form, folder: Path) -> Submission:
     for form_name, image in IMAGE_FIELDS.items():
         uploads = parts.get(form_name, [])
         if uploads:
-            read = [read_upload(u, folder) for u in uploads]
+            read = [read_upload(u) for u in uploads]
             pictures[image.name] = read if image.per_style else read[0]
             sources[image.name] = [_name(u) for u in uploads] if image.per_style else _name(uploads[0])
     try:
@@ -183,7 +235,7 @@ def read_job(form, folder: Path) -> Submission:
         planning.check(settings, content.shape)
     except SettingsError as exc:
         raise refused(exc) from None
-    # A queued job holds its pictures in memory: keep no more pixels than the run can use.
+    # A queued job's pictures are kept until it runs: no more pixels than the run can use.
     longest = 2 * settings.size
     content = _at_most(content, longest)
     styles = [_at_most(s, 2 * settings.style_size(settings.size)) for s in styles]
@@ -217,21 +269,13 @@ def _name(upload) -> str:
     return (Path(upload.filename or "upload").name or "upload")[:80]
 
 
-def read_upload(upload, folder: Path) -> np.ndarray:
+def read_upload(upload) -> np.ndarray:
     """An uploaded file as uint8 RGB, or a 400 naming the file and what is wrong with it: the file
     goes through the same reader (and the same refusals) as the CLI's."""
-    shown = _name(upload)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="upload-", suffix=Path(shown).suffix[:10])
     try:
-        with os.fdopen(fd, "wb") as file:
-            upload.file.seek(0)
-            while block := upload.file.read(1 << 20):
-                file.write(block)
-        return load_image(tmp)
+        return load_image(upload.file, name=_name(upload))
     except ImageError as exc:
-        raise BadInput(400, str(exc).replace(tmp, shown)) from None
-    finally:
-        os.unlink(tmp)
+        raise BadInput(400, str(exc)) from None
 
 
 def _at_most(image: np.ndarray, longest: int) -> np.ndarray:

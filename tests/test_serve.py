@@ -133,21 +133,22 @@ def bomb() -> bytes:
 
 
 BAD_FILES = {
-    "empty": (lambda: b"", "is empty"),
-    "truncated": (lambda: photograph()[:600], "damaged or truncated"),
-    "not an image": (lambda: b"name,value\nsize,64\n" * 20, "not an image"),
-    "decompression bomb": (bomb, "too large"),
+    "empty": (lambda: b"", "holiday.png: the file is empty", 400),
+    "truncated": (lambda: photograph()[:600], "holiday.png: the file is damaged or truncated", 400),
+    "not an image": (lambda: b"name,value\nsize,64\n" * 20, "holiday.png: not an image", 400),
+    # refused from its header, before it is decoded: more pixels than a job takes
+    "decompression bomb": (bomb, "the pictures of this job come to 121.", 413),
 }
 
 
 @pytest.mark.parametrize("kind", BAD_FILES)
 @pytest.mark.parametrize("field", ["content", "style"])
 def test_a_bad_file_is_refused_with_one_line(server, kind, field):
-    make, says = BAD_FILES[kind]
+    make, says, status = BAD_FILES[kind]
     before = len(requests.get(server.url("/api/jobs"), timeout=10).json())
     answer = server.submit(files={field: ("holiday.png", make(), "image/png")})
-    detail = one_line_error(answer, 400)
-    assert detail.startswith("holiday.png: ") and says in detail, detail
+    detail = one_line_error(answer, status)
+    assert detail.startswith(says), detail
     assert "/tmp" not in detail and "upload-" not in detail   # the server's own file names stay its own
     assert len(requests.get(server.url("/api/jobs"), timeout=10).json()) == before
 
@@ -229,31 +230,6 @@ def test_unknown_jobs_are_404(server):
     assert one_line_error(requests.post(server.url("/api/jobs/nope/cancel"), timeout=10), 404)
 
 
-def test_a_restart_keeps_finished_jobs_and_fails_the_one_that_was_running(tmp_path, weights):
-    first = Server(tmp_path / "data", "--no-warm")
-    try:
-        done = first.submit(iterations=2).json()
-        assert first.wait(done["id"])["state"] == "done"
-        picture = requests.get(first.url(f"/api/jobs/{done['id']}/image"), timeout=10).content
-        running = first.submit(**LONG).json()
-        run_until(first, running["id"], 1)
-        waiting = first.submit(**LONG).json()
-    finally:
-        first.close(kill=True)   # a crash: no chance to record anything
-    second = Server(tmp_path / "data", "--no-warm")
-    try:
-        assert second.job(done["id"])["state"] == "done"
-        assert requests.get(second.url(f"/api/jobs/{done['id']}/image"), timeout=10).content == picture
-        crashed = second.job(running["id"])
-        assert crashed["state"] == "failed" and crashed["error"] == "the server stopped while this job was running"
-        assert second.job(waiting["id"])["error"] == "the server stopped before this job ran"
-        assert [e for e, _ in second.events(running["id"])] == ["failed"]
-        history = [j["id"] for j in requests.get(second.url("/api/jobs"), timeout=10).json()]
-        assert history == [waiting["id"], running["id"], done["id"]]
-    finally:
-        second.close()
-
-
 def test_the_page_and_the_api_docs_are_served_from_this_machine(server):
     page = requests.get(server.url("/"), timeout=10)
     assert page.ok and "<title>nst studio</title>" in page.text
@@ -265,24 +241,6 @@ def test_the_page_and_the_api_docs_are_served_from_this_machine(server):
     paths = requests.get(server.url("/openapi.json"), timeout=10).json()["paths"]
     assert {"/api/jobs", "/api/jobs/{job_id}", "/api/jobs/{job_id}/events", "/api/jobs/{job_id}/image",
             "/api/jobs/{job_id}/cancel"} <= set(paths)
-
-
-def test_stopping_the_server_stops_its_running_job_keeping_the_picture(tmp_path, weights):
-    first = Server(tmp_path / "data", "--no-warm")
-    try:
-        running = first.submit(**LONG).json()
-        stream, _ = run_until(first, running["id"], 1)   # its event stream stays open
-        first.close()   # SIGTERM; uvicorn shuts down, then raises the signal again for its exit status
-        assert first.process.returncode in (0, -15)
-    finally:
-        first.close(kill=True)
-    second = Server(tmp_path / "data", "--no-warm")
-    try:
-        stopped = second.job(running["id"])
-        assert stopped["state"] == "cancelled" and stopped["result"], stopped
-        assert requests.get(second.url(f"/api/jobs/{running['id']}/image"), timeout=10).ok
-    finally:
-        second.close()
 
 
 def test_serve_on_a_port_in_use_says_so_in_one_line(tmp_path):

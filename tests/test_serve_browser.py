@@ -207,3 +207,28 @@ def test_a_setting_the_server_refuses_shows_its_one_line(server, page):
     sync_api.expect(message).to_have_text("tile must be 0 (only as the memory limit needs) or a multiple of 16 "
                                           "between 64 and 4096, not 32")
     sync_api.expect(page.locator("#go")).to_be_enabled()
+
+
+def test_an_interrupted_job_runs_again_from_the_page(page, tmp_path, weights):
+    import requests
+    from test_serve import LONG, run_until
+    expect = sync_api.expect
+    first = Server(tmp_path / "data", "--no-warm")
+    try:
+        job = first.submit(**LONG).json()
+        run_until(first, job["id"], 1, previews=1)
+    finally:
+        first.close(kill=True)   # the machine went down mid-job
+    second = Server(tmp_path / "data", "--no-warm")
+    try:
+        page.goto(second.base + "/")
+        again = page.locator("#history li button", has_text="Run again")
+        expect(page.locator("#history li").first).to_contain_text("interrupted")
+        again.click()
+        expect(page.locator("#message")).to_contain_text("scale 1 of 1", timeout=30_000)
+        page.click("#stop")
+        expect(page.locator("#message")).to_have_text("stopped: the best picture so far", timeout=30_000)
+        ran = requests.get(second.url(f"/api/jobs/{job['id']}"), timeout=10).json()
+        assert ran["state"] == "cancelled" and ran["result"] and ran["sources"] == job["sources"]
+    finally:
+        second.close()

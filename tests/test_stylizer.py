@@ -126,7 +126,9 @@ def test_stop_at_a_later_evaluation_keeps_the_best_picture(stylizer, content_ima
     outcome = stylizer.run(content_image, [style_image], Settings(**TWO_SCALES, optimizer=optimizer), stop=stop,
                            callback=lambda p: (losses.append(p.loss), callback(p)))
     assert outcome.interrupted and outcome.iterations == 3 and len(losses) == 3
-    assert outcome.loss == min(losses) and outcome.image.shape == (32, 48, 3)   # the first scale's picture
+    # the first scale's best picture, brought to the size asked, and the scale it came from said
+    assert outcome.loss == min(losses) and outcome.image.shape == (43, 64, 3)
+    assert (outcome.scale, outcome.scales) == (1, 2)
 
 
 @pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
@@ -136,7 +138,7 @@ def test_stop_at_the_start_of_a_later_scale_keeps_the_previous_scale(stylizer, c
     outcome = stylizer.run(content_image, [style_image], Settings(**TWO_SCALES, optimizer=optimizer), stop=stop,
                            callback=callback)
     assert outcome.interrupted and outcome.iterations == TWO_SCALES["iterations"]
-    assert outcome.image.shape == (32, 48, 3)
+    assert outcome.image.shape == (43, 64, 3) and (outcome.scale, outcome.scales) == (1, 2)
 
 
 @pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
@@ -145,7 +147,7 @@ def test_stop_in_a_later_scale(stylizer, content_image, style_image, optimizer):
     outcome = stylizer.run(content_image, [style_image], Settings(**TWO_SCALES, optimizer=optimizer), stop=stop,
                            callback=callback)
     assert outcome.interrupted and outcome.iterations == TWO_SCALES["iterations"] + 2
-    assert outcome.image.shape == (43, 64, 3)
+    assert outcome.image.shape == (43, 64, 3) and (outcome.scale, outcome.scales) == (2, 2)
 
 
 def test_ctrl_c_before_any_picture_is_exit_130_and_no_file(tmp_path):
@@ -175,6 +177,26 @@ def test_ctrl_c_in_the_loop_writes_the_best_picture(tmp_path):
     assert "interrupted, best image so far" in stdout and "Traceback" not in err
     with Image.open(out) as img:
         assert img.size == (96, 64)
+
+
+def test_a_second_ctrl_c_aborts_at_once_with_no_picture(tmp_path):
+    out, log = tmp_path / "out.png", tmp_path / "log.jsonl"
+    # 384 px: an evaluation takes long enough here that waiting for it would show
+    child = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), "stylize", "--size", "384", "--scales", "1",
+                              "--iterations", "400", "--step-engine", "ort", "--quiet", "-o", str(out), "--log-json",
+                              str(log)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (log.exists() and log.read_text().count("\n") >= 1):
+        time.sleep(0.05)
+    child.send_signal(signal.SIGINT)
+    time.sleep(0.05)
+    child.send_signal(signal.SIGINT)
+    begin = time.time()
+    stdout, err = child.communicate(timeout=120)
+    assert child.returncode == 130, err
+    assert err.strip() == "nst: error: interrupted" and "best image" not in stdout
+    assert not out.exists() and not list(tmp_path.glob(".out.png*"))
+    assert time.time() - begin < 5
 
 
 def test_init_from_a_file(tmp_path, content_image, style_image, capsys):

@@ -128,4 +128,8 @@ def test_video_cli_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys):
     assert cli.main(["video", str(tmp_path / "none.mp4"), "-o", str(out), "-q"]) == 1
     assert cli.main(["video", str(fake), "-o", str(out), "--frames", "5:2", "-q"]) == 2
     assert cli.main(["video", str(fake), "-o", str(tmp_path / "out.gif"), "-q"]) == 1
+    capsys.readouterr()
+    for weight in ("nan", "inf", "-1"):
+        assert cli.main(["video", str(fake), "-o", str(out), "--temporal-weight", weight, "-q"]) == 2
+        assert "--temporal-weight must be a finite number, 0 or more" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == [fake]

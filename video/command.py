@@ -39,8 +39,8 @@ def run(args) -> int:
                          f"{exc}") from None
     from engine.images import bundled, load_image
     settings = cluster_settings(args)
-    if args.temporal_weight < 0:
-        raise UsageError("--temporal-weight must not be negative")
+    if not (args.temporal_weight >= 0 and args.temporal_weight != float("inf")):   # nan too
+        raise UsageError(f"--temporal-weight must be a finite number, 0 or more, not {args.temporal_weight}")
     style_paths = [Path(p) for p in args.style] if args.style else \
         [p for p in bundled("style") if p.stem == "starry_night"]
     settings.check_styles(len(style_paths))

@@ -240,6 +240,8 @@ def lbfgs_on_device(step, x0: np.ndarray, iterations: int, *, history: int = 20,
     shape = tuple(np.shape(x0))
     graphs = _Graphs.of(step)
     hist = _History(graphs, history, shape, pairs)
+    if isinstance(pairs, list):   # on the device now: the host's copies go (engine.optimize.lbfgs does the same)
+        pairs.clear()
     count, best = 0, None   # best: (loss, parts, OrtValue, evaluation)
     interrupted, done = False, False   # done: ``enough`` said so (engine.schedule.Plateau)
     # a CUDA-graph step reads its image from a buffer of its own: trials are written there too
@@ -304,7 +306,7 @@ def lbfgs_on_device(step, x0: np.ndarray, iterations: int, *, history: int = 20,
             x, fx, g = trial, f_trial, g_trial
     except _Budget:
         pass
-    except (_Stop, KeyboardInterrupt):
+    except _Stop:   # a KeyboardInterrupt goes through: an abort, no picture
         interrupted = True
     if best is None:
         return Result(None, float("nan"), {}, count, interrupted, hist.pairs())

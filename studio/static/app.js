@@ -401,7 +401,7 @@ function follow(job) {
   $("preview").dataset.preview = "0";
   show(job);
   source.addEventListener("progress", (e) => show(JSON.parse(e.data)));
-  for (const end of ["done", "cancelled", "failed"]) {
+  for (const end of ["done", "cancelled", "failed", "interrupted"]) {
     source.addEventListener(end, (e) => finish(JSON.parse(e.data)));
   }
   source.onerror = () => {
@@ -420,6 +420,7 @@ function show(job) {
   } else if (job.state === "running") {
     message(job.stopping ? "stopping after this evaluation…" :
             p.phase === "preparing" ? "preparing the models…" :
+            p.phase === "waiting for memory" ? `waiting for ${p.memory_mb} MB of memory: other pictures are using it` :
             `scale ${p.scale} of ${p.scales}, ${p.width}x${p.height} px, loss ${p.loss ? p.loss.toPrecision(4) : ""}`);
   }
   if (p.total) {
@@ -443,7 +444,7 @@ function show(job) {
 function finish(job) {
   current.source.close();
   show(job);
-  if (job.state === "failed") message(`failed: ${job.error}`, true);
+  if (job.state === "failed" || job.state === "interrupted") message(`${job.state}: ${job.error}`, true);
   else if (job.state === "cancelled") {
     message(job.result ? "stopped: the best picture so far" : "stopped before a picture");
   }
@@ -488,8 +489,28 @@ async function loadHistory() {
       item.append(link);
     }
     item.append(document.createTextNode(`${what} — ${job.state}${job.error ? ": " + job.error : ""}`));
+    if (job.state === "interrupted") {   // its pictures and settings were kept: one click runs it again
+      const again = document.createElement("button");
+      again.type = "button";
+      again.textContent = "Run again";
+      again.addEventListener("click", () => rerun(job.id));
+      item.append(" ", again);
+    }
     list.append(item);
   }
+}
+
+async function rerun(id) {
+  if (current) return;
+  const answer = await fetch(`/api/jobs/${id}/rerun`, {method: "POST"});
+  const body = await answer.json();
+  if (!answer.ok) {
+    message(body.detail, true);
+    return;
+  }
+  $("go").disabled = true;
+  $("download").classList.add("hidden");
+  follow(body);
 }
 
 async function start() {
