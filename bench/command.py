@@ -27,8 +27,14 @@ def add_parser(sub) -> None:
                         "later runs at sizes already seen (--sizes, --step-engines)")
     p.add_argument("--iterations", type=int, default=300, help="--stylize: the seed loop's iterations")
     add_count(p, "--fast-iterations", metavar="N",
-              help="--stylize: the stylize loop's evaluations at each of 3 scales (default: a third of --iterations)")
-    p.add_argument("--step-engines", metavar="tf,ort", help="--stylize: which step engines to run (default: tf,ort)")
+              help="--stylize: the stylize loop's evaluations at each of its scales (default: the stylize defaults' "
+                   "schedule)")
+    p.add_argument("--fresh-seed", action="store_true",
+                   help="--stylize: run the seed's loop again even where a run of it on this CPU kind, with these "
+                        "iterations and images, is cached (~/.cache/nst/bench; it is labelled with its date)")
+    p.add_argument("--step-engines", metavar="auto,tf",
+                   help="--stylize: which step engines to run: auto (the default engine: on a CPU the ONNX step), "
+                        "tf, ort, tf-bf16 (default: auto,tf)")
     p.add_argument("--fixed-size", action="store_true",
                    help="--steps: also time a step graph exported for the one size (as earlier versions cached "
                         "them) against the graph of any size")

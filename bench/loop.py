@@ -32,12 +32,16 @@ def seed_run(iterations: int, images: str) -> dict:
     return {"seconds": seconds, "per_step": seconds / iterations, "cost": float(cost), "peak_rss_mb": peak_rss_mb()}
 
 
-def fast_settings(iterations: int, step_engine: str):
-    """The stylize loop at its default budget shape (3 scales, 256 -> 512) on the seed's objective."""
-    from engine.settings import Settings
+def fast_settings(iterations: int | None, step_engine: str):
+    """The stylize loop with the defaults' schedule (or ``iterations`` at each of the defaults' scales)
+    on the seed's objective. ``step_engine``: auto | tf | ort, or tf-bf16 (the TensorFlow step in
+    bfloat16)."""
+    from engine.settings import DEFAULTS
     content_weight, style_weight, tv_weight = SEED_LOSS_WEIGHTS
-    return Settings(size=512, iterations=iterations, scales=3, min_size=256, step_engine=step_engine,
-                    content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight)
+    engine, _, precision = step_engine.partition("-")
+    counts = {"iterations": iterations, "scale_iterations": ()} if iterations else {}
+    return DEFAULTS.replace(size=512, step_engine=engine, precision=precision or "fp32",
+                            content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight, **counts)
 
 
 def fast_run(iterations: int, target_cost: float | None, step_engine: str, images: str, output: str) -> dict:
@@ -50,7 +54,7 @@ def fast_run(iterations: int, target_cost: float | None, step_engine: str, image
     events = []   # without their images: keeping 180 pictures would add 200 MB to the peak measured
 
     def keep(progress):
-        events.append(dataclasses.replace(progress, image=None))
+        events.append(dataclasses.replace(progress, picture=None))
 
     outcome = Stylizer(provider="cpu", lean=True).run(data["content"], [data["style"]],
                                                       fast_settings(iterations, step_engine), callback=keep)
@@ -67,6 +71,25 @@ def fast_run(iterations: int, target_cost: float | None, step_engine: str, image
             "cost": outcome.loss, "time_to_target": reached.elapsed if reached else None,
             "evaluations_to_target": (sum(1 for e in events if e.scale < last) + reached.iteration) if reached else None,
             "iterations": outcome.iterations, "peak_rss_mb": peak, "tensorflow_imported": "tensorflow" in sys.modules}
+
+
+def seed_reference_path(machine: dict, iterations: int, content: np.ndarray, style: np.ndarray) -> Path:
+    """Where the seed's run is kept for this CPU kind, iteration count and pair of images: it does
+    not change from one run of the benchmark to the next (its code is the seed's), and at 512 px it
+    takes 7-16 minutes of the benchmark's 10-20."""
+    import hashlib
+    from models.weights import cache_dir
+    key = hashlib.sha256(json.dumps([describe_cpu(machine), iterations]).encode() + content.tobytes()
+                         + style.tobytes()).hexdigest()[:16]
+    return cache_dir() / "bench" / f"seed-{key}.json"
+
+
+def _cached_seed(path: Path) -> dict | None:
+    try:
+        seed = json.loads(path.read_text())
+        return seed if {"seconds", "per_step", "cost", "peak_rss_mb", "date"} <= set(seed) else None
+    except (OSError, ValueError):
+        return None
 
 
 def _child(*call) -> dict:
@@ -87,15 +110,16 @@ def stylize_bench(args) -> dict:
     from engine.store import ArtifactStore
     from models.keras_vgg19 import tf
     from models.weights import load_weights
-    engines = [e for e in (args.step_engines or "tf,ort").split(",") if e]
+    engines = [e for e in (args.step_engines or "auto,tf").split(",") if e]
     machine = cpu()
     print(describe_cpu(machine), flush=True)
     content, style = (load_image(examples_dir() / p) for p in (DEFAULT_CONTENT, DEFAULT_STYLE))
     # the seed's own 512 px images (its bicubic resize), as uint8 for both loops
     content, style = (to_uint8(NST.scale_image(x).numpy()[0]) for x in (content, style))
-    evaluations = args.fast_iterations or max(10, args.iterations // 3)
+    evaluations = args.fast_iterations
     weights = load_weights(args.weights)
-    if "ort" in engines:  # exported beforehand, so that the timed child never needs TensorFlow
+    schedule = ", ".join(f"{size}:{count}" for size, count in fast_settings(evaluations, "auto").schedule())
+    if {"ort", "auto"} & set(engines):  # exported beforehand, so that the timed child never needs TensorFlow
         settings = fast_settings(evaluations, "ort")
         spec = FeatureSpec(weights.sha256, tuple(settings.style_layers) + tuple(settings.content_layers))
         store = ArtifactStore()
@@ -104,8 +128,17 @@ def stylize_bench(args) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         images = str(Path(tmp) / "images.npz")
         np.savez(images, content=content, style=style)
-        print(f"seed NST.generate_image, {args.iterations} Adam iterations at 512 px ...", flush=True)
-        seed = _child("seed_run", args.iterations, images)
+        reference = seed_reference_path(machine, args.iterations, content, style)
+        seed = None if args.fresh_seed else _cached_seed(reference)
+        if seed is None:
+            print(f"seed NST.generate_image, {args.iterations} Adam iterations at 512 px ...", flush=True)
+            seed = dict(_child("seed_run", args.iterations, images), cpu=describe_cpu(machine),
+                        date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
+            reference.parent.mkdir(parents=True, exist_ok=True)
+            reference.write_text(json.dumps(seed, indent=2))
+        else:
+            print(f"seed NST.generate_image, {args.iterations} Adam iterations at 512 px: the run of {seed['date']} "
+                  f"on this CPU kind ({reference}; --fresh-seed runs it again)", flush=True)
         print(f"  {seed['per_step']:.2f} s/step, cost {seed['cost']:.4g}, {seed['seconds']:.0f} s, "
               f"peak {seed['peak_rss_mb']:.0f} MB", flush=True)
         runs = {}
@@ -119,7 +152,7 @@ def stylize_bench(args) -> dict:
             fast["time_to_seed_cost_fraction"] = (fast["time_to_target"] / seed["seconds"]
                                                   if fast["time_to_target"] else None)
             runs[engine] = fast
-            print(f"stylize --step-engine {engine} (L-BFGS, 3 scales 256->512, {evaluations} evaluations each): "
+            print(f"stylize --step-engine {engine} [{fast['step']}] (L-BFGS, {schedule}): "
                   f"{fast['per_step']:.3f} s/step at 512 px = {fast['step_speedup']:.2f}x the seed's; of it the step "
                   f"{fast['step_alone']:.3f} s and the loop {fast['overhead'] * 1e3:.0f} ms "
                   f"({fast['overhead_fraction']:.1%} of the step); first evaluation started after "
@@ -130,8 +163,8 @@ def stylize_bench(args) -> dict:
                 f"after {fast['evaluations_to_target']} evaluations, {fast['time_to_target']:.0f} s = "
                 f"{fast['time_to_seed_cost_fraction']:.1%} of the seed's {seed['seconds']:.0f} s"
                 if fast["time_to_target"] else "never"), flush=True)
-    return {"kind": "stylize", "cpu": machine, "date": time.strftime("%Y-%m-%d"),
-            "seed_iterations": args.iterations, "evaluations_per_scale": evaluations, "seed": seed, "stylize": runs}
+    return {"kind": "stylize", "cpu": machine, "date": time.strftime("%Y-%m-%d"), "seed_reference": str(reference),
+            "seed_iterations": args.iterations, "schedule": schedule, "seed": seed, "stylize": runs}
 
 
 if __name__ == "__main__":

@@ -58,6 +58,11 @@ def step_bench(args) -> dict:
             for name, jit in (("TensorFlow tf.function", False), ("TensorFlow XLA", True)):
                 engines.append((name, TfStep(trunk, style_layers=SEED_STYLE_LAYERS,
                                              content_layers=(SEED_CONTENT_LAYER,), jit=jit)))
+            from engine.cpu import has_bf16
+            if has_bf16():   # oneDNN's bfloat16 kernels (stylize --precision bf16); emulated, slower, elsewhere
+                engines.append(("TensorFlow bf16 (oneDNN)", TfStep(
+                    build_trunk(weights, spec.layers, dtype="mixed_bfloat16"), style_layers=SEED_STYLE_LAYERS,
+                    content_layers=(SEED_CONTENT_LAYER,), jit=False)))
         variants = ([("ORT CPU", "cpu", None, False, graph), ("ORT CPU Winograd", "cpu", None, True, graph)]
                     if args.provider != "cuda" else [])
         if args.fixed_size and args.provider != "cuda":

@@ -108,7 +108,8 @@ def run(args) -> int:
         log(f"weights: {weights.source}")
         stylizer = Stylizer(weights, provider=args.provider, threads=args.threads, lean=True,
                             store=ArtifactStore(log=log), log=log)
-        plan = stylizer.plan(settings, content.shape)
+        plan = stylizer.plan(settings, content.shape,
+                             masked=bool(pictures.get("masks")) or pictures.get("content_mask") is not None)
         if args.export_only:
             paths = [p for p in (plan.feature_model, plan.step_graph) if p]
             if not paths:

@@ -39,12 +39,12 @@ class _Tracker:
     """Counts evaluations, keeps the best image, reports each one (with the seconds ``f`` took, so
     that the optimizer's own time is known), stops at the budget or when asked."""
 
-    def __init__(self, f, iterations, callback, stop):
-        self.f, self.iterations, self.callback, self.stop = f, iterations, callback, stop
-        self.count, self.best = 0, None
+    def __init__(self, f, iterations, callback, stop, enough=None):
+        self.f, self.iterations, self.callback, self.stop, self.enough = f, iterations, callback, stop, enough
+        self.count, self.best, self.done = 0, None, False
 
     def __call__(self, x):
-        if self.count >= self.iterations:
+        if self.count >= self.iterations or self.done:
             raise _Budget
         if self.stop is not None and self.stop():
             raise _Stop
@@ -57,6 +57,8 @@ class _Tracker:
             self.best = Result(x.copy(), loss, parts, self.count)
         if self.callback:
             self.callback(self.count, loss, parts, x, seconds)
+        if self.enough is not None and self.enough(loss):
+            self.done = True
         return loss, grad
 
     def result(self, interrupted=False) -> Result:
@@ -75,7 +77,7 @@ class AdamState:
 
 
 def adam(f, x0, iterations, *, lr=0.02, beta1=0.9, beta2=0.999, eps=1e-8, average=0.9, state=None,
-         callback=None, stop=None) -> Result:
+         callback=None, stop=None, enough=None) -> Result:
     """Adam (Kingma & Ba), clipping the pixels to [0, 1] after each step.
 
     ``average``: the picture returned is the bias-corrected exponential moving average of the
@@ -83,8 +85,9 @@ def adam(f, x0, iterations, *, lr=0.02, beta1=0.9, beta2=0.999, eps=1e-8, averag
     pytorch does: Adam's iterates jitter around the minimum at a fixed step size, and their average
     is sharper and less noisy than any one of them. Its loss is then that of the last evaluation.
     ``state``: an ``AdamState`` to go on from (the previous scale's, resized); the result's
-    ``state`` is where this one ended."""
-    tracker = _Tracker(f, iterations, callback, stop)
+    ``state`` is where this one ended. ``enough(loss)``: called after each evaluation; once it
+    is true the run ends as if its budget were spent (``engine.schedule.Plateau``)."""
+    tracker = _Tracker(f, iterations, callback, stop, enough)
     x = np.clip(np.asarray(x0, np.float32), 0, 1)
     m = np.zeros_like(x) if state is None else state.m
     v = np.zeros_like(x) if state is None else state.v
@@ -113,7 +116,8 @@ def adam(f, x0, iterations, *, lr=0.02, beta1=0.9, beta2=0.999, eps=1e-8, averag
     return result
 
 
-def lbfgs(f, x0, iterations, *, history=20, first_step=0.05, pairs=None, callback=None, stop=None) -> Result:
+def lbfgs(f, x0, iterations, *, history=20, first_step=0.05, pairs=None, callback=None, stop=None,
+          enough=None) -> Result:
     """Projected L-BFGS in float32: pixels that sit on a bound with the gradient pushing out of
     [0, 1] are held, the others move along the L-BFGS direction, and each trial point is
     projected back into the box (backtracking until the Armijo condition holds). This differs
@@ -125,9 +129,9 @@ def lbfgs(f, x0, iterations, *, history=20, first_step=0.05, pairs=None, callbac
     yet to size the step (a unit step along the raw gradient overshoots by orders of magnitude).
     ``pairs``: curvature pairs ``(s, y)`` to start from (the previous scale's, resized); a list is
     taken over (emptied), so that a pair the history drops is freed, not kept by the caller. The
-    result's ``state`` holds this run's."""
+    result's ``state`` holds this run's. ``enough``: as for ``adam``."""
     shape = np.shape(x0)
-    tracker = _Tracker(f, iterations, callback, stop)
+    tracker = _Tracker(f, iterations, callback, stop, enough)
     x = np.clip(np.asarray(x0, np.float32), 0, 1).reshape(-1)
     pairs = _history(pairs if isinstance(pairs, list) else list(pairs or []), history)
 

@@ -28,6 +28,7 @@ class Plan:
     feature_model: Path | None   # the exported feature extractor (targets by ONNX Runtime)
     step_graph: Path | None      # the exported step graph (step by ONNX Runtime)
     tiles: tuple = ()            # tile side of each scale; 0: the whole picture at once
+    masked: bool = False         # the step takes masks (the picture has style or content masks)
 
     @property
     def evaluations(self) -> int:
@@ -82,7 +83,10 @@ def tiles(settings: Settings, engine: str, shapes, log: Callable[[str], None] | 
     step ``engine`` (tf | ort); a picture that cannot fit even in tiles is refused, with the size
     that would."""
     if settings.tile:   # asked for: the scales larger than the tile run in tiles of it
-        return tuple(settings.tile if max(h, w) > settings.tile else 0 for h, w in shapes)
+        sides = tuple(settings.tile if max(h, w) > settings.tile else 0 for h, w in shapes)
+        if any(sides) and settings.style_loss != "gram":
+            raise SettingsError("style_loss", f"{settings.style_loss} works on whole pictures, not in tiles")
+        return sides
     limit = memory_limit(settings)
     sides = tuple(choose_tile(engine, h, w, limit) for h, w in shapes)
     if None in sides:
@@ -93,6 +97,9 @@ def tiles(settings: Settings, engine: str, shapes, log: Callable[[str], None] | 
         raise SettingsError("size", f"{settings.size} needs about {tiled_estimate_mb(engine, h, w, MIN_TILE):.0f} MB "
                                     f"even in tiles, over the memory limit of {limit:.0f} MB; "
                                     + (f"--size {size} fits" if size > 16 else "no size fits"))
+    if any(sides) and settings.style_loss != "gram":
+        raise SettingsError("style_loss", f"{settings.style_loss} works on whole pictures, and this one needs tiles "
+                                          f"within {limit:.0f} MB; use the gram style loss or a smaller size")
     for (h, w), tile in zip(shapes, sides):
         if tile and log:
             log(f"{w}x{h}: over the {limit:.0f} MB memory limit at once; in tiles of {tile} px, with Adam")

@@ -326,7 +326,8 @@ class Settings:
     """Every control of a run; the defaults are the documented defaults."""
     size: int = setting(512, "int", "Size", "longest side of the output", "picture", unit="px", low=1, high=MAX_SIZE)
     iterations: int = setting(
-        60, "int", "Evaluations a scale", "gradient evaluations at each scale (see scale_iterations)", "picture",
+        55, "int", "Evaluations a scale", "gradient evaluations at each scale (see scale_iterations; a coarse "
+        "scale that stops paying ends sooner and gives the rest to the last, see scale_stop)", "picture",
         low=1, high=MAX_ITERATIONS)
     content_weight: float = setting(
         1e5, "float", "Content weight", "weight of the content loss (the seed's NST uses 1e4, which lets the style "
@@ -350,7 +351,7 @@ class Settings:
         "paintings' colours before the run", "colour")
     scales: int = setting(3, "int", "Scales", "coarse-to-fine scales; each starts from the previous result",
                           "schedule", low=1, high=MAX_SCALES)
-    min_size: int = setting(256, "int", "First scale", "longest side at the first scale (a size not above it runs "
+    min_size: int = setting(128, "int", "First scale", "longest side at the first scale (a size not above it runs "
                             "one scale); the sizes grow geometrically to size", "schedule", unit="px", low=16,
                             high=MAX_SIZE, advanced=True)
     scale_iterations: tuple = setting(
@@ -393,8 +394,9 @@ class Settings:
     step_engine: str = setting(
         "auto", "choice", "Step engine", "what computes each loss-and-gradient step: tf (TensorFlow GradientTape, "
         "the reference), ort (the step exported to ONNX once, run by ONNX Runtime; average pooling only), or auto "
-        "(ort on CUDA, tf otherwise)", "engine", choices=("auto", "tf", "ort"),
-        choice_help=("ort on CUDA, tf otherwise", "TensorFlow, the reference", "ONNX Runtime: fastest on a CPU"))
+        "(ort wherever it can run: its graph cached, or TensorFlow here to export it once; tf otherwise)", "engine",
+        choices=("auto", "tf", "ort"),
+        choice_help=("ONNX Runtime where it can run", "TensorFlow, the reference", "ONNX Runtime: fastest on a CPU"))
     targets: str = setting("ort", "choice", "Targets by", "backend for the style Grams and content features (ONNX "
                            "Runtime once exported and checked, or TensorFlow)", "engine", choices=("ort", "tf"),
                            advanced=True)
@@ -403,6 +405,21 @@ class Settings:
     winograd: bool = setting(True, "bool", "Winograd", "the ONNX Runtime step on a CPU computes its convolutions "
                              "from block 3 on by Winograd F(4x4, 3x3) (1.3-1.6x faster at 512 px, 0.3 GB more "
                              "memory)", "engine", flag="--no-winograd", advanced=True)
+    style_loss: str = setting(
+        "gram", "choice", "Style loss", "how the picture's features are compared with the paintings': gram (Gram "
+        "matrices, Gatys et al.), w2 (each layer's mean and covariance: Gaussian Wasserstein-2) or sliced (sliced "
+        "Wasserstein: sorted random projections); w2 and sliced without masks or tiles", "style",
+        choices=("gram", "w2", "sliced"),
+        choice_help=("Gram matrices", "mean and covariance (Wasserstein-2)", "sorted projections (sliced "
+                     "Wasserstein)"), advanced=True)
+    scale_stop: float = setting(
+        0.5, "float", "Scale stop", "a coarse scale ends once its loss fell by less than this fraction over its "
+        "last 10 evaluations, and the evaluations it saved go to the last scale (0: every scale runs its count)",
+        "schedule", low=0, high=100.0, advanced=True)
+    precision: str = setting(
+        "fp32", "choice", "Precision", "bf16: the TensorFlow step's convolutions in bfloat16, on a CPU with "
+        "AVX512_BF16 or AMX (AMD Zen 4 on, recent Xeons); refused on others, where it would be slower", "engine",
+        choices=("fp32", "bf16"), choice_help=("float32", "bfloat16 convolutions (TensorFlow step)"), advanced=True)
 
     def __post_init__(self):
         for name, control in CONTROLS.items():
@@ -422,6 +439,9 @@ class Settings:
             raise SettingsError("style_colors", "and preserve_colors pull the colours opposite ways: choose one")
         if self.step_engine == "ort" and self.pooling != "avg":
             raise SettingsError("step_engine", "ort supports average pooling only (pooling avg)")
+        if self.step_engine == "ort" and self.precision != "fp32":
+            raise SettingsError("step_engine", "ort computes in float32 only on a CPU (precision bf16 is the "
+                                               "TensorFlow step's)")
         if self.style_size(self.size) > MAX_SIZE:
             raise SettingsError("style_scale", f"{self.style_scale:g} makes the paintings {self.style_size(self.size)} "
                                                f"px at size {self.size}; at most {MAX_SIZE}")

@@ -24,6 +24,8 @@ from .spec import FeatureSpec, StepSpec
 
 EXIT_NO_TENSORFLOW = 3   # the export child's status when TensorFlow cannot be imported
 _PER_SIZE_STEP = re.compile(r"step-[0-9a-f]{12}-\d+x\d+\.onnx")   # STEP_VERSION 1: one graph per image size
+# what an export took on the team's 2-core CPUs (docs/BENCHMARKS.md): said before it starts
+EXPORT_TIME = {"step graph": "about 35-60 s", "feature extractor": "about 15-20 s"}
 HOW_TO_PREPARE = ("run `python cli.py stylize --export-only` with the same settings where TensorFlow is installed "
                   "and copy the folder here")
 
@@ -123,6 +125,25 @@ class ArtifactStore:
             self._swept = True
         return found
 
+    def has_step_graph(self, spec: StepSpec) -> bool:
+        """Whether the step graph for ``spec`` is here already (nothing is exported)."""
+        path = self.step_path(spec)
+        stamp = _stamp(path)
+        if stamp is not None and self._checked.get(path) == stamp:
+            return True
+        if step_mismatch(path, spec) is None:
+            self._checked[path] = stamp
+            return True
+        return False
+
+    def can_export(self) -> bool:
+        """Whether this store may export and the packages an export needs are installed here."""
+        import importlib.util
+        try:
+            return self.exports and all(importlib.util.find_spec(m) is not None for m in ("tensorflow", "tf2onnx"))
+        except (ImportError, ValueError):   # an import hook that refuses them, a broken installation
+            return False
+
     def _get(self, path: Path, mismatch, what: str, command: list[str]) -> Path:
         # reading the labels parses the whole file (0.3 s for a step graph): once per version of it
         stamp = _stamp(path)
@@ -135,6 +156,9 @@ class ArtifactStore:
         if not self.exports:
             raise MissingArtifact(f"no exported {what} for these settings in {self.root} ({reason}), and this "
                                   f"engine may not export; {HOW_TO_PREPARE}")
+        if not self.can_export():   # said at once, not after announcing an export that cannot start
+            raise MissingArtifact(f"no exported {what} for these settings in {self.root}, and exporting it needs "
+                                  f"TensorFlow and tf2onnx, not installed here; {HOW_TO_PREPARE}")
         with export_lock(path):
             if mismatch() is not None:  # else another process exported it while this one waited
                 self._export(command + ["--output", str(path)], what)
@@ -144,7 +168,8 @@ class ArtifactStore:
     def _export(self, command: list[str], what: str) -> None:
         root = str(Path(__file__).resolve().parent.parent)  # so that a source checkout finds `exporter` too
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
-        self.log(f"exporting the {what} once (TensorFlow + tf2onnx, in a separate process) ...")
+        self.log(f"exporting the {what} once (TensorFlow + tf2onnx, in a separate process; {EXPORT_TIME[what]}, "
+                 f"and every later run reuses it) ...")
         child = subprocess.Popen([sys.executable, "-m", "exporter", *command], stdout=subprocess.PIPE,
                                  stderr=subprocess.PIPE, text=True, env=env)
         last = ""

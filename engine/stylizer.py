@@ -29,12 +29,14 @@ from .images import as_float, preserve_colors, resize_exact, resize_field, resiz
 from .masks import check_masks, mask_from_image
 from .memory import StoppedWaiting, budget, release_memory
 from .optimize import adam, lbfgs
+from .schedule import Plateau
 from .ort.backend import cuda_unavailable_reason
 from .plan import Plan
 from .settings import DEFAULTS, Settings, SettingsError
 from .spec import FeatureSpec, StepSpec
 from .store import ArtifactStore
-from .targets import Targets, blend_grams, style_grams
+from .style_targets import blend_statistics, style_statistics
+from .targets import Targets, style_grams
 from .tiles import TiledStep, tiled_grams
 
 __all__ = ["Stylizer", "stylize", "Progress", "Outcome", "Interrupted", "Plan"]
@@ -157,7 +159,7 @@ class Stylizer:
         self.store = store or ArtifactStore(log=self.log)
         self._features: dict = {}     # (backend, FeatureSpec) -> OrtFeatures | TfFeatures
         self._steps: dict = {}        # (engine, StepSpec, jit, winograd) -> OrtStep | TfStep
-        self._trunks: dict = {}       # FeatureSpec -> Keras trunk
+        self._trunks: dict = {}       # (FeatureSpec, precision) -> Keras trunk
         self._grams: OrderedDict = OrderedDict()   # style image and size -> its Grams (least recent first)
         self._running = threading.Lock()
         if threads:
@@ -165,24 +167,47 @@ class Stylizer:
 
     # -- planning -------------------------------------------------------------------------
 
-    def plan(self, settings: Settings, content_shape) -> Plan:
+    def plan(self, settings: Settings, content_shape, *, masked: bool = False) -> Plan:
         """Decide the scales and the step engine, and get every exported model the run needs
-        (exporting it now if the store may), before any evaluation."""
+        (exporting it now if the store may), before any evaluation. ``masked``: the run will
+        have style or content masks (they need the step graph that takes them)."""
         spec = FeatureSpec(self.weights.sha256, tuple(settings.style_layers) + tuple(settings.content_layers),
                            settings.pooling)
         schedule = planning.schedule(settings, content_shape, self.log)
         feature_model = self.store.feature_model(spec) if settings.targets == "ort" else None
+        if settings.precision == "bf16":
+            from .cpu import has_bf16
+            if not has_bf16():
+                raise SettingsError("precision", "bf16 needs a CPU with bfloat16 instructions (AVX512_BF16 or AMX); "
+                                                 "this one has neither, where bfloat16 is slower than fp32")
+        if masked and settings.style_loss != "gram":
+            raise SettingsError("style_loss", f"{settings.style_loss} works without masks; masks need the gram style loss")
+        step_spec = self._step_spec(settings, spec, masked)
         engine = settings.step_engine
         if engine == "auto":
-            engine = "ort" if self._runs_on_cuda(feature_model, spec) and settings.pooling == "avg" else "tf"
-        step_graph = self.store.step_graph(self._step_spec(settings, spec)) if engine == "ort" else None
+            engine = self._auto_engine(settings, step_spec, feature_model)
+        step_graph = self.store.step_graph(step_spec) if engine == "ort" else None
         shapes = tuple(s for s, _ in schedule)
         return Plan(settings, shapes, tuple(n for _, n in schedule), engine, spec, feature_model, step_graph,
-                    planning.tiles(settings, engine, shapes, self.log))
+                    planning.tiles(settings, engine, shapes, self.log), masked)
+
+    def _auto_engine(self, settings: Settings, step_spec: StepSpec, feature_model) -> str:
+        """The ONNX step wherever it can run: on CUDA, and on a CPU too (it is faster than the
+        TensorFlow step on every CPU kind measured, and takes about half its memory) when its
+        graph is in the store or can be exported here; TensorFlow where it cannot (max pooling,
+        bfloat16, or a store without the graph that may not export)."""
+        if settings.pooling != "avg" or settings.precision != "fp32":
+            return "tf"
+        if self._runs_on_cuda(feature_model, step_spec.features) or self.store.has_step_graph(step_spec):
+            return "ort"
+        if self.store.can_export() or not _importable("tensorflow"):
+            return "ort"   # exported once now; or, with no TensorFlow either, the store's one-line reason
+        return "tf"
 
     @staticmethod
-    def _step_spec(settings: Settings, spec: FeatureSpec) -> StepSpec:
-        return StepSpec(spec, tuple(settings.style_layers), tuple(settings.content_layers))
+    def _step_spec(settings: Settings, spec: FeatureSpec, masked: bool = False) -> StepSpec:
+        return StepSpec(spec, tuple(settings.style_layers), tuple(settings.content_layers), masked=masked,
+                        style_loss=settings.style_loss)
 
     def _runs_on_cuda(self, feature_model, spec) -> bool:
         """Whether ONNX Runtime really runs on CUDA here: a session that started on it says so."""
@@ -209,7 +234,7 @@ class Stylizer:
     def step(self, plan: Plan):
         """The value-and-gradient function (``OrtStep`` or ``TfStep``) that runs ``plan``: held, shared by runs."""
         s = plan.settings
-        key = (plan.step_engine, self._step_spec(s, plan.feature_spec), s.jit, s.winograd)
+        key = (plan.step_engine, self._step_spec(s, plan.feature_spec, plan.masked), s.jit, s.winograd, s.precision)
         if key not in self._steps:
             if plan.step_engine == "ort":
                 from .ort.step import OrtStep
@@ -218,11 +243,15 @@ class Stylizer:
                 release_memory()  # what loading and rewriting the graph took and freed
             else:
                 from .tf.objective import TfStep
-                if plan.feature_spec not in self._trunks:
+                trunk = (plan.feature_spec, s.precision)
+                if trunk not in self._trunks:
                     from models.keras_vgg19 import build_trunk
-                    self._trunks[plan.feature_spec] = build_trunk(self.weights, plan.feature_spec.layers, s.pooling)
-                self._steps[key] = TfStep(self._trunks[plan.feature_spec], style_layers=s.style_layers,
-                                          content_layers=s.content_layers, jit=s.jit)
+                    self._trunks[trunk] = build_trunk(self.weights, plan.feature_spec.layers, s.pooling,
+                                                      dtype="float32" if s.precision == "fp32" else "mixed_bfloat16")
+                # XLA's CPU code has no bfloat16 kernels of its own: oneDNN's are what make bf16 fast
+                self._steps[key] = TfStep(self._trunks[trunk], style_layers=s.style_layers,
+                                          content_layers=s.content_layers, jit=s.jit and s.precision == "fp32",
+                                          style_loss=s.style_loss)
         return self._steps[key]
 
     def _limit_tensorflow_threads(self) -> None:
@@ -271,9 +300,12 @@ class Stylizer:
     def _run(self, content, styles, settings, init_image, callback, stop, plan, penalty, masks,
              content_mask, on_wait) -> Outcome:
         inputs = _Inputs.checked(content, styles, settings, init_image, masks, content_mask)
-        plan = plan or self.plan(settings, inputs.content.shape)
+        masked = bool(inputs.masks) or inputs.content_mask is not None
+        plan = plan or self.plan(settings, inputs.content.shape, masked=masked)
         if plan.settings != settings:
             raise ValueError("the plan was made for other settings")
+        if masked and not plan.masked:   # masks need the step that takes them: got now, before any evaluation
+            plan = self.plan(settings, inputs.content.shape, masked=True)
         try:
             with budget().reserve(plan.memory_mb, stop, on_wait):
                 return self._reserved(inputs, settings, callback, stop, plan, penalty)
@@ -304,8 +336,8 @@ class Stylizer:
         settings, shape = plan.settings, plan.shapes[index]
         tile = plan.tiles[index] if plan.tiles else 0
         content = as_float(resize_exact(inputs.content, shape))
-        grams = [self._style_grams(features, settings, plan, style, settings.style_size(max(shape)), tile)
-                 for style in inputs.styles]
+        grams = [self._style_grams(features, settings, plan, style, settings.style_size(max(shape)), tile, shape,
+                                   index) for style in inputs.styles]
         contents = {} if tile or not settings.content_layers else _pick(features(content[None]),
                                                                          settings.content_layers)
         regions = {}
@@ -314,7 +346,9 @@ class Stylizer:
                            style_masks=np.stack([mask_from_image(m, shape) for m in inputs.masks]),
                            region_weights=np.asarray(inputs.blend) * len(inputs.styles))
         kept = None if inputs.content_mask is None else mask_from_image(inputs.content_mask, shape)
-        return Targets(shape, regions.pop("grams", None) or blend_grams(grams, inputs.blend, settings.style_layers),
+        blended = regions.pop("grams", None) or blend_statistics(settings.style_loss, grams, inputs.blend,
+                                                                 settings.style_layers)
+        return Targets(shape, blended,
                        contents, settings.style_layers, settings.content_layers,
                        (settings.content_weight, settings.style_weight, settings.tv_weight), **regions,
                        content_mask=kept, content_image=content)
@@ -329,7 +363,12 @@ class Stylizer:
         settings = plan.settings
         clock = _Clock(plan, start, inputs.finish)
         image, best, evaluations, adam_state, carried, where, came_from = None, None, 0, None, None, "", 0
+        saved = 0   # evaluations the coarse scales did not need (scale_stop), given to the last
         for index, targets in enumerate(scales):
+            last = index == len(scales) - 1
+            # with scale_stop, a coarse scale ends where it stops paying and the last one gets the rest
+            allowed = plan.iterations[index] + (saved if last else 0)
+            enough = Plateau(settings.scale_stop) if settings.scale_stop and not last else None
             tile = plan.tiles[index] if plan.tiles else 0
             step = TiledStep(whole, features, tile=tile, seed=settings.seed) if tile else whole
             if penalty is not None:
@@ -350,10 +389,13 @@ class Stylizer:
                 optimizer = adam
                 options = {"lr": settings.learning_rate, "state": _resized(adam_state, targets.shape)}
             carried = adam_state = None
-            result = optimizer(step, x0, plan.iterations[index], callback=clock.reporter(index, callback), stop=stop,
-                               **options)
+            result = optimizer(step, x0, allowed, callback=clock.reporter(index, callback, allowed), stop=stop,
+                               enough=enough, **options)
             del options
             evaluations += result.iterations
+            if not last and not result.interrupted and result.iterations < plan.iterations[index]:
+                saved += plan.iterations[index] - result.iterations
+                clock.moved(index, len(scales) - 1, plan.iterations[index] - result.iterations)
             if result.image is None:  # stopped before this scale's first evaluation
                 if best is None:
                     raise Interrupted("stopped before the first evaluation: no picture yet")
@@ -370,20 +412,27 @@ class Stylizer:
         return best, evaluations, step.describe() + where, came_from
 
     def _style_grams(self, features, settings: Settings, plan: Plan, style: np.ndarray, size: int,
-                     tile: int = 0) -> dict:
-        """A style image's Grams at ``size``, remembered: a held engine often applies one painting to
-        many photographs (a batch, a server's users), and this is half the targets' work."""
+                     tile: int = 0, shape=None, scale: int = 0) -> dict:
+        """A style image's Grams at ``size`` (or the statistics of ``settings.style_loss``, which
+        for ``sliced`` depend on the picture's ``shape`` and the ``scale``'s directions),
+        remembered: a held engine often applies one painting to many photographs (a batch, a
+        server's users), and this is half the targets' work."""
+        kind = settings.style_loss
         key = (settings.targets, plan.feature_spec, hashlib.sha1(style.tobytes()).hexdigest(), style.shape, size,
-               tuple(settings.style_layers))
+               tuple(settings.style_layers), kind) + ((shape, settings.seed, scale) if kind == "sliced" else ())
         if not settings.style_layers:
             return {}
         if key in self._grams:
             self._grams.move_to_end(key)
         else:
             resized = as_float(resize_longest(style, size))
-            self._grams[key] = (tiled_grams(features, resized, settings.style_layers, tile)
-                                if tile and max(resized.shape[:2]) > tile
-                                else style_grams(features, resized, settings.style_layers))
+            if kind != "gram":
+                self._grams[key] = style_statistics(kind, features(resized[None]), settings.style_layers, shape=shape,
+                                                    seed=settings.seed * 1000 + scale)
+            elif tile and max(resized.shape[:2]) > tile:
+                self._grams[key] = tiled_grams(features, resized, settings.style_layers, tile)
+            else:
+                self._grams[key] = style_grams(features, resized, settings.style_layers)
             while len(self._grams) > GRAM_CACHE:
                 self._grams.popitem(last=False)
         return self._grams[key]
@@ -423,6 +472,9 @@ class _Inputs:
                 raise SettingsError("init", "is 'image' but no init image was given")
             init_image = _check_image(init_image, "the init image")
         blend = settings.blend(len(styles))
+        if (masks or content_mask is not None) and settings.style_loss != "gram":
+            raise SettingsError("style_loss", f"{settings.style_loss} works without masks; masks need the gram "
+                                              "style loss")
         masks = check_masks(masks, content_mask, len(styles))
         original = content
         if settings.preserve_colors == "histogram":
@@ -450,8 +502,13 @@ class _Clock:
         self.work_total = sum(n * px for n, px in zip(plan.iterations, self.pixels))
         self.count, self.work, self.first = 0, 0, None
 
-    def reporter(self, index: int, callback):
-        """The optimizer's callback for scale ``index``: a ``Progress`` to ``callback`` each evaluation."""
+    def moved(self, source: int, target: int, evaluations: int) -> None:
+        """``evaluations`` of scale ``source`` given to scale ``target`` (``Settings.scale_stop``)."""
+        self.work_total += evaluations * (self.pixels[target] - self.pixels[source])
+
+    def reporter(self, index: int, callback, budget: int):
+        """The optimizer's callback for scale ``index`` (``budget`` evaluations): a ``Progress`` to
+        ``callback`` each evaluation."""
         def report(iteration, loss, parts, x, seconds):
             elapsed = time.perf_counter() - self.start
             self.count += 1
@@ -461,10 +518,18 @@ class _Clock:
             loop_seconds = max(elapsed - self.first, 1e-9)
             if callback:
                 callback(Progress(index, len(self.plan.shapes), self.plan.shapes[index], iteration,
-                                  self.plan.iterations[index], loss, parts, elapsed, seconds, self.count,
+                                  budget, loss, parts, elapsed, seconds, self.count,
                                   self.plan.evaluations, self.count / loop_seconds,
                                   (self.work_total - self.work) * loop_seconds / self.work, x, self.finish))
         return report
+
+
+def _importable(module: str) -> bool:
+    import importlib.util
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):   # an import hook that refuses it, a broken installation
+        return False
 
 
 def _resized_pairs(pairs, shape):

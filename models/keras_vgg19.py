@@ -36,9 +36,12 @@ def preprocess(rgb01):
 def build_trunk(weights, layers, pooling: str = "avg", dtype: str = "float32") -> keras.Model:
     """A frozen model: preprocessed BGR ``(N, H, W, 3)`` -> dict of the named layers' outputs.
 
-    ``dtype="float64"`` builds the reference that float32 gradients are judged against."""
+    ``dtype="float64"`` builds the reference that float32 gradients are judged against;
+    ``"mixed_bfloat16"`` computes the convolutions in bfloat16 (oneDNN's kernels on a CPU with
+    AVX512_BF16 or AMX), taking and giving float32."""
     pool = {"avg": keras.layers.AveragePooling2D, "max": keras.layers.MaxPooling2D}[pooling]
-    inputs = keras.Input((None, None, 3), name="bgr", dtype=dtype)
+    mixed = dtype.startswith("mixed_")
+    inputs = keras.Input((None, None, 3), name="bgr", dtype="float32" if mixed else dtype)
     x, outputs = inputs, {}
     for name in ALL_LAYERS[:layer_index(deepest(layers)) + 1]:
         if name.endswith("pool"):
@@ -48,8 +51,9 @@ def build_trunk(weights, layers, pooling: str = "avg", dtype: str = "float32") -
                                        activation="relu", name=name, dtype=dtype)
             x = conv(x)
             conv.set_weights([weights.kernels[name], weights.biases[name]])
-        if name in layers:
-            outputs[name] = x
+        if name in layers:   # the losses stay in float32: a Gram sums a whole feature map
+            outputs[name] = keras.layers.Activation("linear", name=f"{name}_float32", dtype="float32")(x) \
+                if mixed else x
     model = keras.Model(inputs, outputs, name=f"vgg19_{pooling}_to_{deepest(layers)}")
     model.trainable = False
     return model

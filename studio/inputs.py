@@ -67,9 +67,9 @@ def request_schema() -> dict:
                                            "application/x-www-form-urlencoded": {"schema": schema}}}
 
 
-# what the page starts with where it differs from the settings' defaults: on a CPU, auto means the
-# TensorFlow step, and the ONNX Runtime step is faster (docs/BENCHMARKS.md)
-PAGE_DEFAULTS = {"step_engine": "ort"}
+# what the page starts with where it differs from the settings' defaults (none now: auto runs the
+# ONNX Runtime step on a CPU too, the fastest there; docs/BENCHMARKS.md)
+PAGE_DEFAULTS: dict = {}
 
 
 def settings_description() -> dict:

@@ -334,7 +334,7 @@ class Studio:
             from engine.images import bundled, load_image
             picture = load_image(bundled("content")[0])[:64, :64]
             try:
-                stylizer.run(picture, [picture], Settings(size=64, scales=1, iterations=1, step_engine="ort"))
+                stylizer.run(picture, [picture], Settings(size=64, scales=1, iterations=1))
             except Exception as exc:   # jobs may still run (another engine, or the error again, per job)
                 log.warning("warming the engine failed: %s", one_line(exc))
         return stylizer
@@ -377,7 +377,8 @@ class Studio:
             content, styles, pictures = self.files.load_inputs(job.id)
         except (OSError, ValueError) as exc:
             raise RuntimeError(f"the job's pictures could not be read back from --data: {one_line(exc)}") from None
-        plan = stylizer.plan(job.settings, content.shape)   # may export a model on a first use
+        masked = bool(pictures.get("masks")) or pictures.get("content_mask") is not None
+        plan = stylizer.plan(job.settings, content.shape, masked=masked)   # may export a model on a first use
         last_preview = -math.inf
 
         def on_progress(p) -> None:

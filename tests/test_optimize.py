@@ -76,3 +76,13 @@ def test_adam_keeps_pixels_in_the_box():
     f, _ = _box_quadratic(200, seed=1)
     result = adam(f, np.full((1, 200), 0.5, np.float32), 50, lr=0.1)
     assert result.image.min() >= 0 and result.image.max() <= 1 and result.iterations == 50
+
+
+def test_a_plateau_ends_a_run_early_and_only_when_the_loss_stalls():
+    from engine.schedule import Plateau
+    rule = Plateau(0.05, window=3)
+    assert not any(rule(v) for v in (100.0, 50.0, 25.0, 12.0))        # halving: still paying
+    assert [rule(v) for v in (11.9, 11.8, 11.7)] == [False, False, True]   # < 5% over 3 evaluations
+    f, _ = _box_quadratic()
+    result = lbfgs(f, np.full((1, 3000), 0.5, np.float32), 150, enough=Plateau(0.5, window=5))
+    assert 6 <= result.iterations < 150

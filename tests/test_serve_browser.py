@@ -191,7 +191,7 @@ def test_a_masked_job_made_on_the_page(server, page, tmp_path):
     for got, want in ((_region(drawn), [10, 10, 50, 90]), (_region(kept["content_mask"]), [60, 20, 90, 80])):
         assert all(abs(g - w) <= 2 for g, w in zip(got, want)), (got, want)
     assert kept["preserve_colors"] == "luminance" and kept["tile"] == 64 and "tiles of 64 px" in step
-    assert kept["size"] == 96 and kept["iterations"] == 4 and kept["step_engine"] == "ort"
+    assert kept["size"] == 96 and kept["iterations"] == 4 and kept["step_engine"] == "auto"
     outside = [u for u in page.requests if not u.startswith((server.base + "/", "blob:", "data:"))]
     assert not outside, outside
 

@@ -151,9 +151,10 @@ sys.exit(status)
 
 
 def test_three_aspect_ratios_with_one_graph_and_no_tensorflow(tmp_path, store, seed_step_graph, content_image):
-    """A machine with onnxruntime and the exported files only: any image size runs."""
+    """A machine with onnxruntime and the exported files only: any image size runs, with the
+    default step engine (auto: the exported step, on a CPU too)."""
     args = ["stylize", "--size", "80", "--scales", "2", "--min-size", "48", "--iterations", "3",
-            "--step-engine", "ort", "--provider", "cpu", "--quiet"]
+            "--provider", "cpu", "--quiet"]
     prepared = subprocess.run([sys.executable, str(ROOT / "cli.py"), *args, "--export-only"],
                               capture_output=True, text=True, cwd=ROOT)
     assert prepared.returncode == 0, prepared.stderr
@@ -176,14 +177,20 @@ def test_three_aspect_ratios_with_one_graph_and_no_tensorflow(tmp_path, store, s
     assert sorted(store.root.glob("step-*.onnx")) == graphs   # no new export
 
 
-def test_missing_step_graph_without_tensorflow_is_one_clear_line(tmp_path, weights):
+def _weights_only_cache(tmp_path) -> Path:
+    """A cache folder with the weights but no exported model."""
     from models.weights import cache_dir
     cache = tmp_path / "cache"
     cache.mkdir()
-    for weights_file in cache_dir().glob("vgg19-notop-*.npz"):  # the weights, but no exported model
+    for weights_file in cache_dir().glob("vgg19-notop-*.npz"):
         (cache / weights_file.name).symlink_to(weights_file)
-    env = {**_blocked_environment(tmp_path), "NST_CACHE_DIR": str(cache)}
-    args = ["stylize", "--size", "41", "--scales", "1", "--iterations", "2", "--step-engine", "ort",
+    return cache
+
+
+@pytest.mark.parametrize("engine", ["ort", "auto"])
+def test_missing_step_graph_without_tensorflow_is_one_clear_line(tmp_path, weights, engine):
+    env = {**_blocked_environment(tmp_path), "NST_CACHE_DIR": str(_weights_only_cache(tmp_path))}
+    args = ["stylize", "--size", "41", "--scales", "1", "--iterations", "2", "--step-engine", engine,
             "--provider", "cpu", "--quiet", "-o", str(tmp_path / "out.png")]
     run = subprocess.run([sys.executable, "-c", CHECK_NO_TENSORFLOW, str(ROOT), *args],
                          capture_output=True, text=True, cwd=ROOT, env=env)
@@ -191,6 +198,23 @@ def test_missing_step_graph_without_tensorflow_is_one_clear_line(tmp_path, weigh
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and "needs TensorFlow" in lines[0] and "--export-only" in lines[0], run.stderr
     assert not (tmp_path / "out.png").exists()
+
+
+def test_a_first_run_says_it_exports_and_how_long_then_runs_the_onnx_step(tmp_path, weights):
+    """The default engine on a fresh machine with TensorFlow: the step graph is exported once,
+    announced before it starts (with what it takes) and timed after; the run then uses it. Two
+    shallow layers, so that the export takes seconds, not the default graph's minute."""
+    env = {**os.environ, "NST_CACHE_DIR": str(_weights_only_cache(tmp_path))}
+    out = tmp_path / "out.png"
+    run = subprocess.run([sys.executable, str(ROOT / "cli.py"), "stylize", "--size", "40", "--scales", "1",
+                          "--iterations", "2", "--style-layers", "block1_conv1", "--content-layers", "block2_conv1",
+                          "--provider", "cpu", "-o", str(out)], capture_output=True, text=True, cwd=ROOT, env=env)
+    assert run.returncode == 0, run.stderr
+    announced = next(line for line in run.stderr.splitlines() if line.startswith("exporting the step graph once"))
+    assert "about" in announced and " s" in announced
+    assert any(line.startswith("exported the step graph in ") for line in run.stderr.splitlines()), run.stderr
+    assert run.stderr.index(announced) < run.stderr.index("exported the step graph in ")
+    assert "steps by ONNX Runtime" in run.stdout and out.exists()
 
 
 def test_both_engines_make_the_same_picture(content_image, style_image):

@@ -49,14 +49,36 @@ def test_cli_defaults_are_the_settings_defaults():
     assert settings_from_args(cli.build_parser().parse_args(["stylize"])) == DEFAULTS
 
 
-@pytest.mark.parametrize("size", [64, 96, 200])
+@pytest.mark.parametrize("size", [64, 96, 128])
 def test_any_size_runs_with_the_default_scales(stylizer, content_image, style_image, size):
-    """Below the first scale's size (256 px) the run has one scale, and runs."""
+    """Up to the first scale's size (128 px) the run has one scale, and runs."""
     settings = Settings(size=size, iterations=2)
     assert settings.scale_sizes() == [size]
-    assert Settings(size=600).scale_sizes() == [256, 392, 600]
+    assert Settings(size=600).scale_sizes() == [128, 277, 600]
     outcome = stylizer.run(content_image, [style_image], settings)
     assert max(outcome.image.shape[:2]) == size and outcome.iterations == 2
+
+
+def test_auto_runs_the_onnx_step_on_a_cpu_and_tensorflow_where_it_cannot(weights, store, seed_step_graph,
+                                                                         content_image, tmp_path):
+    from engine.store import ArtifactStore
+    stylizer = Stylizer(weights, provider="cpu", store=store)
+    plan = stylizer.plan(Settings(), content_image.shape)
+    assert plan.step_engine == "ort" and plan.step_graph == seed_step_graph and not plan.masked
+    assert stylizer.plan(Settings(pooling="max"), content_image.shape).step_engine == "tf"
+    # a store that has no step graph and may not export: the TensorFlow step, which is here
+    bare = Stylizer(weights, provider="cpu", store=ArtifactStore(tmp_path, exports=False))
+    assert bare.plan(Settings(targets="tf"), content_image.shape).step_engine == "tf"
+
+
+def test_a_plan_without_masks_is_made_again_for_masks(stylizer, content_image, style_image):
+    settings = Settings(size=48, scales=1, iterations=1, step_engine="ort")
+    plan = stylizer.plan(settings, content_image.shape)
+    assert not plan.masked and stylizer.plan(settings, content_image.shape, masked=True).masked
+    white = np.full(content_image.shape[:2], 255, np.uint8)
+    # the graph without mask inputs would refuse them (step_feeds): the run took the one with masks
+    outcome = stylizer.run(content_image, [style_image], settings, plan=plan, masks=[white])
+    assert outcome.iterations == 1
 
 
 def test_held_engine_reuses_what_it_loaded(stylizer, content_image, style_image):

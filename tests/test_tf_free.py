@@ -24,7 +24,7 @@ from engine.ort import backend, graph, step, winograd
 content = load_image('examples/content/chelsea.jpg')
 style = load_image('examples/style/starry_night.jpg')
 stylizer = Stylizer(provider='cpu', threads=1, store=ArtifactStore(exports=False))
-outcome = stylizer.run(content, [style], Settings(size=64, scales=1, iterations=4, step_engine='ort', targets='ort'))
+outcome = stylizer.run(content, [style], Settings(size=64, scales=1, iterations=4))   # the default: auto
 assert outcome.image.shape[:2] == (64, 64) or max(outcome.image.shape[:2]) == 64, outcome.image.shape
 assert np.isfinite(outcome.loss) and outcome.iterations >= 1
 print('STEP', outcome.step)

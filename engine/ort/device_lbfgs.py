@@ -232,7 +232,7 @@ class _Stop(Exception):
 
 
 def lbfgs_on_device(step, x0: np.ndarray, iterations: int, *, history: int = 20, first_step: float = 0.05,
-                    pairs=None, callback=None, stop=None) -> Result:
+                    pairs=None, callback=None, stop=None, enough=None) -> Result:
     """``engine.optimize.lbfgs`` for a step that can run on its device (``step.on_device``,
     ``step.sibling_session``, ``step.device``): same arguments, same ``Result`` (the image and the
     pairs of ``state`` back on the host). ``callback(i, loss, parts, image, seconds)`` gets
@@ -243,13 +243,13 @@ def lbfgs_on_device(step, x0: np.ndarray, iterations: int, *, history: int = 20,
     if isinstance(pairs, list):   # on the device now: the host's copies go (engine.optimize.lbfgs does the same)
         pairs.clear()
     count, best = 0, None   # best: (loss, parts, OrtValue, evaluation)
-    interrupted = False
+    interrupted, done = False, False   # done: ``enough`` said so (engine.schedule.Plateau)
     # a CUDA-graph step reads its image from a buffer of its own: trials are written there too
     staged = getattr(step, "image_buffer", None)
 
     def evaluate(point: ort.OrtValue):
-        nonlocal count, best
-        if count >= iterations:
+        nonlocal count, best, done
+        if count >= iterations or done:
             raise _Budget
         if stop is not None and stop():
             raise _Stop
@@ -261,6 +261,7 @@ def lbfgs_on_device(step, x0: np.ndarray, iterations: int, *, history: int = 20,
             best = (loss, parts, point, count)
         if callback:
             callback(count, loss, parts, lambda point=point: point.numpy(), seconds)
+        done = enough is not None and enough(loss)
         return loss, grad
 
     start = np.ascontiguousarray(np.clip(np.asarray(x0, np.float32), 0, 1))
