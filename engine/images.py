@@ -4,6 +4,7 @@ colour preservation."""
 from __future__ import annotations
 
 import os
+import threading
 import warnings
 from importlib import resources
 from pathlib import Path
@@ -15,6 +16,10 @@ from models.atomic import atomic_path
 
 # Far above any picture a 2-core machine can stylize, far below a decompression bomb.
 MAX_PIXELS = 100_000_000
+# warnings.catch_warnings swaps the process's list of filters: two threads inside it at once (the studio
+# decoding two uploads) can leave one's "error" filter in place for good, and every later header read of
+# a large picture then fails. Every use here takes turns.
+_WARNINGS = threading.Lock()
 OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF"}
 
 
@@ -49,6 +54,25 @@ def _to_rgb(img: Image.Image) -> np.ndarray:
     return np.asarray(img, dtype=np.uint8).copy()
 
 
+def _open(source, *, bombs: str) -> Image.Image:
+    with _WARNINGS, warnings.catch_warnings():
+        warnings.simplefilter(bombs, Image.DecompressionBombWarning)
+        return Image.open(source)
+
+
+def header_pixels(source) -> int | None:
+    """Width x height from an image file's header, without decoding it; None for a file Pillow
+    cannot open. A picture Pillow refuses outright (over twice its own limit) counts as that bound."""
+    try:
+        with _open(source, bombs="ignore") as img:
+            width, height = img.size
+        return width * height
+    except Image.DecompressionBombError:
+        return 2 * Image.MAX_IMAGE_PIXELS + 1
+    except Exception:   # noqa: BLE001 - anything Pillow cannot open is refused by load_image, in one line
+        return None
+
+
 def load_image(path, *, name: str | None = None) -> np.ndarray:
     """Read an image file as an ``(h, w, 3)`` uint8 RGB array, EXIF orientation applied. ``path``:
     a file's name, or a binary file open for reading (an upload), which errors call ``name``."""
@@ -67,16 +91,14 @@ def load_image(path, *, name: str | None = None) -> np.ndarray:
     if empty:
         raise ImageError(f"{path}: the file is empty")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(source) as img:
-                width, height = img.size
-                if width * height > MAX_PIXELS:
-                    raise ImageError(f"{path}: {width}x{height} is too large "
-                                     f"(more than {MAX_PIXELS // 1_000_000} megapixels)")
-                img.load()
-                img = ImageOps.exif_transpose(img)
-                array = _to_rgb(img)
+        with _open(source, bombs="error") as img:
+            width, height = img.size
+            if width * height > MAX_PIXELS:
+                raise ImageError(f"{path}: {width}x{height} is too large "
+                                 f"(more than {MAX_PIXELS // 1_000_000} megapixels)")
+            img.load()
+            img = ImageOps.exif_transpose(img)
+            array = _to_rgb(img)
     except ImageError:
         raise
     except UnidentifiedImageError:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from engine import plan as planning
-from engine.images import DEFAULT_CONTENT, DEFAULT_STYLE, ImageError, bundled, load_image, resize_longest
+from engine.images import DEFAULT_CONTENT, DEFAULT_STYLE, ImageError, bundled, header_pixels, load_image, resize_longest
 from engine.masks import check_masks
 from engine.settings import CONTROLS, IMAGE_INPUTS, MAX_STYLES, Settings, SettingsError
 
@@ -177,17 +177,11 @@ def _check_pixels(parts: dict) -> None:
 
 
 def _header_pixels(source) -> int:
-    """Width x height from an image file's header, without decoding it; 0 for a file that is not
-    an image (its own check says what is wrong with it)."""
-    from PIL import Image
+    """A file's pixels from its header (0 for what is not an image: its own check says what is wrong)."""
     if hasattr(source, "seek"):
         source.seek(0)
     try:
-        with Image.open(source) as img:
-            width, height = img.size
-        return width * height
-    except Exception:   # noqa: BLE001 - anything Pillow cannot open is refused by load_image, in one line
-        return 0
+        return header_pixels(source) or 0
     finally:
         if hasattr(source, "seek"):
             source.seek(0)

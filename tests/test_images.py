@@ -94,3 +94,28 @@ def test_settings_read_back_from_a_picture_and_not_from_other_files(tmp_path):
     (tmp_path / "cut.png").write_bytes(path.read_bytes()[:40])
     save_image(np.zeros((4, 4, 3), np.uint8), tmp_path / "plain.png")
     assert [read_settings(tmp_path / n) for n in ("cut.png", "plain.png", "none.png")] == [None, None, None]
+
+
+def test_pictures_read_in_threads_leave_the_warning_filters_as_they_were(tmp_path):
+    # the studio decodes several uploads at once: a filter swapped in by one read and restored by
+    # another would stay for good, and every later header read of a large picture would then fail
+    import threading
+    import warnings
+
+    from engine.images import header_pixels
+    path = tmp_path / "p.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (256, 256, 3), dtype=np.uint8)).save(path)
+    before = list(warnings.filters)
+
+    def read():
+        for _ in range(60):
+            assert load_image(path).shape == (256, 256, 3)
+            assert header_pixels(path) == 256 * 256
+
+    threads = [threading.Thread(target=read) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert warnings.filters == before
+    assert header_pixels(io.BytesIO(b"not an image")) is None
