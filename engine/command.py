@@ -3,13 +3,11 @@ best picture so far, and the settings in the picture's metadata."""
 from __future__ import annotations
 
 import json
-import os
-import signal
 import sys
-import threading
 from pathlib import Path
 
 from .errors import Stopped
+from .interrupt import CtrlC
 from .options import (add_count, add_engine_options, add_image_options, add_settings_options, add_weights_option,
                       settings_from_args)
 from .settings import IMAGE_INPUTS
@@ -36,50 +34,6 @@ def add_parser(sub) -> None:
     p.set_defaults(run=run)
 
 
-class _CtrlC:
-    """The first Ctrl-C asks the run to stop after the evaluation in progress (the best picture so
-    far is written); a second one aborts at once, writing nothing (``in_thread``: the run goes on
-    in a thread of its own so that the main thread, where Python handles signals, is free to hear
-    it even while an evaluation of a minute holds the run)."""
-
-    def __init__(self, log):
-        self.event, self.log = threading.Event(), log
-        self.previous = signal.signal(signal.SIGINT, self._first)
-
-    def _first(self, *_):
-        self.event.set()
-        self.log("stopping after this evaluation; Ctrl-C again to abort without a picture")
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-
-    def close(self):
-        signal.signal(signal.SIGINT, self.previous)
-
-    def in_thread(self, work):
-        """``work()``'s result, run in a daemon thread; a KeyboardInterrupt here (the second
-        Ctrl-C) leaves it behind, to end with the process."""
-        outcome = {}
-
-        def target():
-            try:
-                outcome["value"] = work()
-            except BaseException as exc:   # noqa: BLE001 - handed to the main thread as it is
-                outcome["error"] = exc
-
-        thread = threading.Thread(target=target, name="stylize", daemon=True)
-        thread.start()
-        try:
-            while thread.is_alive():
-                thread.join(timeout=0.1)
-        except KeyboardInterrupt:
-            # out at once: the run's thread may be inside ONNX Runtime, whose threads abort an
-            # interpreter that finalizes around them ("terminate called", status -6)
-            print("nst: error: interrupted", file=sys.stderr, flush=True)
-            os._exit(130)
-        if "error" in outcome:
-            raise outcome["error"]
-        return outcome["value"]
-
-
 def run(args) -> int:
     settings = settings_from_args(args)  # usage errors before anything is read or loaded
     settings.check_styles(len(args.style or [None]))
@@ -90,7 +44,7 @@ def run(args) -> int:
     from .stylizer import Interrupted, Stylizer
 
     log = (lambda *a: None) if args.quiet else (lambda message: print(message, file=sys.stderr))
-    ctrl_c = _CtrlC(log)
+    ctrl_c = CtrlC(log, "stopping after this evaluation; Ctrl-C again to abort without a picture")
     try:
         content_path = Path(args.content) if args.content else examples_dir() / DEFAULT_CONTENT
         style_paths = [Path(p) for p in args.style] if args.style else [examples_dir() / DEFAULT_STYLE]

@@ -10,6 +10,9 @@ from batch.command import CLUSTER_DEFAULTS, add_cluster_options, cluster_setting
 from engine.errors import Stopped, UsageError
 from engine.options import add_count, add_settings_options
 
+STOP_MESSAGE = ("stopping after the frames in progress (the video of the frames done is written); "
+                "Ctrl-C again to stop now")
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("video", help="a video, frame by frame, without flicker",
@@ -46,7 +49,7 @@ def run(args) -> int:
         from batch.run import export_first
 
         from .cluster import connect
-        from .interrupt import CtrlC
+        from engine.interrupt import CtrlC
         from .io import VideoError, parse_range
         from .run import Temporal, prepare
         from .run import run as run_video
@@ -84,7 +87,7 @@ def run(args) -> int:
         if args.scheduler is None:   # input, output, settings and work folder checked before the cluster starts
             job = stack.enter_context(video_job(args.workers or os.cpu_count() or 1))
         export_first(settings, args.weights, provider, log)   # here: workers only load the models
-        ctrl_c = stack.enter_context(CtrlC(log))
+        ctrl_c = stack.enter_context(CtrlC(log, STOP_MESSAGE))
         client = stack.enter_context(connect(args.scheduler, args.workers, weights=args.weights, provider=provider))
         if job is None:
             job = stack.enter_context(video_job(len(client.scheduler_info()["workers"]) or 1))
