@@ -59,6 +59,9 @@ def test_mask_is_zero_where_the_scene_was_hidden():
     assert mask[:, :15].min() == 1                 # still background
     backward[..., 0] += 4                          # a pan: everything came from 4 px to the right
     assert flow.consistency_mask(backward, forward - 4)[:, -4:].max() == 0
+    # a still picture's flow is never exactly 0: its edges stay trusted (they were not, and drifted)
+    still = np.random.default_rng(0).uniform(-0.01, 0.01, (h, w, 2)).astype(np.float32)
+    assert flow.consistency_mask(still, -still).min() == 1
 
 
 def test_mask_on_a_real_pan_zeroes_the_new_edge(photo):

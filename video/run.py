@@ -207,7 +207,8 @@ def prepare(source, output, styles, settings, *, temporal: Temporal = Temporal()
         "styles": [_sha256_image(s) for s in styles],
         "settings": settings.to_dict(),
         "video": {**asdict(temporal), "anchor_coverage": ANCHOR_COVERAGE, "shape": list(shape), "overlap": overlap,
-                  "border": border, "lead": True, "bridge_shares": "even"},
+                  "border": border, "lead": True, "bridge_shares": "even",
+                  "edges": "half a pixel"},   # flow.consistency_mask trusts a picture's edges (older folders did not)
         "layout": [[c.start, c.stop, c.end] for c in chunking.plan(first, last, chunks, overlap, border)],
     }
     work_path = Path(work_dir) if work_dir else output.with_name(output.name + ".frames")
