@@ -60,7 +60,7 @@ def make_clip(kind: str, path: Path, shape, count: int, rate: int, *, preset: st
     return path
 
 
-def run_video(clip: Path, output: Path, settings, *, workers: int, style: str, chunks=None, overlap: int = 8,
+def run_video(clip: Path, output: Path, settings, *, workers: int, style: str, chunks=None, overlap: int | None = None,
               border: str = "bridge", temporal=None, warm: bool = False):
     """One video through the real pipeline on a fresh LocalCluster, its frames kept; the report,
     with the cluster's start and the engines' warm-up timed apart."""
@@ -369,14 +369,14 @@ def main(argv=None) -> int:
     common(q, 128, 20, 12)
     q.add_argument("--frames", type=int, default=96)
     q.add_argument("--chunks", type=int, default=4)
-    q.add_argument("--overlap", type=int, default=8)
+    q.add_argument("--overlap", type=int, help="default: the video command's")
     q.add_argument("--workers", type=int, default=2)
     q.add_argument("--borders", default="cut,blend,bridge")
     q = sub.add_parser("scaling")
     common(q, 256, 10, 30)
     q.add_argument("--seconds", type=float, default=10)
     q.add_argument("--workers", default="1,2")
-    q.add_argument("--overlap", type=int, default=8)
+    q.add_argument("--overlap", type=int, help="default: the video command's")
     q = sub.add_parser("memory")
     common(q, 256, 1, 30)
     q.add_argument("--seconds", default="2,20")
@@ -387,7 +387,7 @@ def main(argv=None) -> int:
     q.add_argument("--size", type=int, default=256)
     q.add_argument("--iterations", type=int, default=1)
     q.add_argument("--workers", type=int, default=2)
-    q.add_argument("--overlap", type=int, default=8)
+    q.add_argument("--overlap", type=int, help="default: the video command's")
     q.add_argument("--style", default="starry_night")
     args = p.parse_args(argv)
     report = {"quality": cmd_quality, "borders": cmd_borders, "scaling": cmd_scaling, "memory": cmd_memory,

@@ -120,6 +120,30 @@ def test_a_run_follows_the_temporal_loss(weights, photo):
     assert penalty(followed.image[None] / 255.0)[0] < 0.5 * penalty(alone.image[None] / 255.0)[0]
 
 
+def test_an_output_the_frame_hardly_shares_is_not_followed(weights, photo):
+    """Across a scene cut (or from a chunk's lead far back on a pan) the flow is noise: the few
+    specks its check trusts are not followed, and the frame is made as on its own; a frame that
+    shares the scene follows its reference."""
+    from engine.images import resize_exact
+    from engine.settings import Settings
+    from engine.stylizer import Stylizer
+    from video.frame import MIN_COVERAGE, FrameJob, make_frame
+    style = resize_exact(load_image(EXAMPLES / "style" / "the_wave.jpg"), (48, 48))
+    a, b = panned_frames(photo, 2, (48, 64), step=2.0)
+    cut = resize_exact(load_image(EXAMPLES / "content" / "coffee.jpg"), (48, 64))
+    settings = Settings(size=64, iterations=4, scales=1, targets="ort", step_engine="ort")
+    stylizer = Stylizer(weights, provider="cpu", threads=2)
+    job = FrameJob(index=1, chunk=0, settings=settings, weight=1e11, references=(0,), sharp=True)
+    earlier = stylizer.run(a, [style], settings).image
+    alone = stylizer.run(b, [style], settings).image
+    after_cut = make_frame(job, b, [style], cut, earlier, stylizer=stylizer)
+    assert after_cut.notes["coverage"][0] < MIN_COVERAGE
+    np.testing.assert_array_equal(after_cut.image, alone)
+    followed = make_frame(job, b, [style], a, earlier, stylizer=stylizer)
+    assert followed.notes["coverage"][0] > 0.7
+    assert np.abs(followed.image.astype(float) - alone).mean() > 1
+
+
 def test_chunks_share_the_work_and_cover_the_clip():
     for start, stop, count, overlap in [(0, 900, 2, 8), (0, 10, 2, 2), (5, 300, 4, 6), (0, 7, 3, 2), (0, 50, 3, 0)]:
         layout = chunks.plan(start, stop, count, overlap)
@@ -140,6 +164,9 @@ def test_chunks_share_the_work_and_cover_the_clip():
         gap *= 1 - chunks.bridge_share(layout[0], t)
         gaps.append(gap)
     assert gaps == [1, pytest.approx(2 / 3), pytest.approx(1 / 3)]
+    # the default overlap grows with the chunks, 8 to 32 frames: a 4 s clip's, then a 30 s clip's (30 fps)
+    firsts = [chunks.plan(0, n, 2)[0] for n in (48, 120, 900)]
+    assert [c.end - c.stop for c in firsts] == [8, 8, 32]
 
 
 def _probe(path):

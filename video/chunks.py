@@ -29,14 +29,28 @@ class Chunk:
         return range(self.start, self.end)
 
 
-def plan(start: int, stop: int, chunks: int, overlap: int, border: str = "bridge") -> tuple[Chunk, ...]:
+def auto_overlap(count: int, chunks: int) -> int:
+    """The default overlap: an eighth of a chunk's frames, 8 to 32. The two chunks' pictures where
+    they meet differ the more the longer the chunk before ran on its own (the pan at 128 px: 12.9 of
+    0-255 after 20 frames, 21 after 40, 26 after 64), and the overlap closes that gap a step a frame:
+    8 frames made the border 1.4x the flicker inside chunks of 20 frames but 2.1x inside chunks of
+    44; 32 frames 1.24x inside chunks of 64. The overlap is made twice, so it is kept to an eighth
+    (on 2 workers: 8 of a 4 s clip's 120 frames, 32 of a 30 s clip's 900)."""
+    return max(8, min(32, count // max(1, chunks) // 8))
+
+
+def plan(start: int, stop: int, chunks: int, overlap: int | None = None,
+         border: str = "bridge") -> tuple[Chunk, ...]:
     """Frames ``start`` to ``stop`` in at most ``chunks`` chunks, each with at least ``2 * overlap``
-    frames of its own (fewer chunks when the clip is too short for that)."""
+    frames of its own (fewer chunks when the clip is too short for that); ``overlap`` None: the
+    default for the clip (``auto_overlap``)."""
     if border not in BORDERS:
         raise ValueError(f"border must be one of {', '.join(BORDERS)}, not {border!r}")
+    count = stop - start
     if border == "cut":
         overlap = 0
-    count = stop - start
+    elif overlap is None:
+        overlap = auto_overlap(count, chunks)
     chunks = max(1, min(chunks, count // max(1, 2 * overlap), count))
     while chunks > 1 and (count + overlap * (chunks - 1)) / chunks - overlap < 2 * overlap:
         chunks -= 1

@@ -12,6 +12,12 @@ from . import flow
 from .temporal import TemporalLoss
 
 
+# an earlier output trusted on less of the frame than this is not followed: across a scene cut, or
+# from a chunk's lead 40+ frames back on a pan, the flow is noise and its few trusted specks
+# (2-6% of the frame) pasted fragments that took ~30 frames to settle (flicker 1.6-2.0 against 1.3)
+MIN_COVERAGE = 0.2
+
+
 @dataclass(frozen=True)
 class FrameJob:
     index: int                 # the frame's number in the clip
@@ -51,12 +57,14 @@ def make_frame(job: FrameJob, frame: np.ndarray, styles, *earlier, toward=None, 
     cv2.setNumThreads(stylizer.threads or 0)   # DIS would otherwise take every core of the machine
     targets, coverage = [], []
     shares = job.shares or (1.0,) * (len(earlier) // 2)
-    for earlier_frame, earlier_output, share in zip(earlier[::2], earlier[1::2], shares):
+    for nth, (earlier_frame, earlier_output, share) in enumerate(zip(earlier[::2], earlier[1::2], shares)):
         backward, mask = flow.pair(earlier_frame, frame)
-        if job.still and targets:   # an older output (the anchor): only where the picture stood still since
+        if job.still and nth:   # an older output (the anchor): only where the picture stood still since
             mask = mask * np.exp(-np.sum(backward ** 2, -1) / job.still ** 2)
-        targets.append((flow.warp(image_of(earlier_output), backward, sharp=job.sharp), share * mask))
         coverage.append(round(float(mask.mean()), 4))
+        if coverage[-1] < MIN_COVERAGE:
+            continue
+        targets.append((flow.warp(image_of(earlier_output), backward, sharp=job.sharp), share * mask))
     flow_seconds = time.perf_counter() - start
     if toward is not None and job.handover > 0:
         # the next chunk's picture takes the share ``handover`` of the weight at every pixel (all of it

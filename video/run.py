@@ -26,7 +26,7 @@ import numpy as np
 from batch.jobs import sha256
 
 from . import chunks as chunking
-from .frame import FrameJob, Made, make_frame
+from .frame import MIN_COVERAGE, FrameJob, Made, make_frame
 from .io import VideoError, VideoWriter, audio_plan, check_output, frames, leftovers, parse_range, probe
 from .workdir import WorkDir
 
@@ -187,7 +187,7 @@ class Job:
 
 
 def prepare(source, output, styles, settings, *, temporal: Temporal = Temporal(), frames_range: str | None = None,
-            chunks: int = 1, overlap: int = 8, border: str = "bridge", work_dir=None,
+            chunks: int = 1, overlap: int | None = None, border: str = "bridge", work_dir=None,
             adopt_chunks: bool = True) -> Job:
     """Check everything and take the work folder (``OUTPUT.frames`` by default), before a cluster
     starts: a bad input, output or folder is one line (VideoError) at once. The clip is cut into
@@ -206,9 +206,11 @@ def prepare(source, output, styles, settings, *, temporal: Temporal = Temporal()
         "input": {"sha256": sha256(info.path), "frames": [first, last]},
         "styles": [_sha256_image(s) for s in styles],
         "settings": settings.to_dict(),
-        "video": {**asdict(temporal), "anchor_coverage": ANCHOR_COVERAGE, "shape": list(shape), "overlap": overlap,
+        "video": {**asdict(temporal), "anchor_coverage": ANCHOR_COVERAGE, "shape": list(shape),
+                  "overlap": "auto" if overlap is None else overlap,
                   "border": border, "lead": True, "bridge_shares": "even",
-                  "edges": "half a pixel"},   # flow.consistency_mask trusts a picture's edges (older folders did not)
+                  # older folders' frames were made with the edges untrusted and every reference followed
+                  "edges": "half a pixel", "min_coverage": MIN_COVERAGE},
         "layout": [[c.start, c.stop, c.end] for c in chunking.plan(first, last, chunks, overlap, border)],
     }
     work_path = Path(work_dir) if work_dir else output.with_name(output.name + ".frames")
