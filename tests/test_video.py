@@ -230,7 +230,7 @@ def test_the_same_pictures_make_the_same_file(tmp_path):
     """A resumed run's video is the uninterrupted run's only if encoding is reproducible: with x264's
     macroblock tree on, 4 of 24 encodes of these frames (456x256, --size 256's 16:9) differed."""
     digests = set()
-    for process in range(4):
+    for _ in range(4):
         child = subprocess.run([sys.executable, "-c", _ENCODE_AGAIN, str(EXAMPLES / "content" / "astronaut.jpg"),
                                 str(tmp_path / "out.mp4")], cwd=ROOT, capture_output=True, text=True, timeout=120)
         assert child.returncode == 0, child.stderr[-2000:]
