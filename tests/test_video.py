@@ -164,9 +164,9 @@ def test_chunks_share_the_work_and_cover_the_clip():
         gap *= 1 - chunks.bridge_share(layout[0], t)
         gaps.append(gap)
     assert gaps == [1, pytest.approx(2 / 3), pytest.approx(1 / 3)]
-    # the default overlap grows with the chunks, 8 to 32 frames: a 4 s clip's, then a 30 s clip's (30 fps)
-    firsts = [chunks.plan(0, n, 2)[0] for n in (48, 120, 900)]
-    assert [c.end - c.stop for c in firsts] == [8, 8, 32]
+    # the default overlap grows with the chunks, 8 to 40 frames: a 4 s clip's, then a 30 s clip's (30 fps)
+    firsts = [chunks.plan(0, n, 2)[0] for n in (48, 120, 480, 900)]
+    assert [c.end - c.stop for c in firsts] == [8, 8, 30, 40]
 
 
 def _probe(path):

@@ -30,13 +30,13 @@ class Chunk:
 
 
 def auto_overlap(count: int, chunks: int) -> int:
-    """The default overlap: an eighth of a chunk's frames, 8 to 32. The two chunks' pictures where
+    """The default overlap: an eighth of a chunk's frames, 8 to 40. The two chunks' pictures where
     they meet differ the more the longer the chunk before ran on its own (the pan at 128 px: 12.9 of
     0-255 after 20 frames, 21 after 40, 26 after 64), and the overlap closes that gap a step a frame:
-    8 frames made the border 1.4x the flicker inside chunks of 20 frames but 2.1x inside chunks of
-    44; 32 frames 1.24x inside chunks of 64. The overlap is made twice, so it is kept to an eighth
-    (on 2 workers: 8 of a 4 s clip's 120 frames, 32 of a 30 s clip's 900)."""
-    return max(8, min(32, count // max(1, chunks) // 8))
+    8 frames made the border 1.4x the flicker inside chunks of 20 frames but 2.1x after 44; 32 frames
+    1.24x after 64; 40 frames 0.95x after 100. The overlap is made twice, so it is kept to an eighth
+    (on 2 workers: 8 of a 4 s clip's 120 frames, 40 of a 30 s clip's 900)."""
+    return max(8, min(40, count // max(1, chunks) // 8))
 
 
 def plan(start: int, stop: int, chunks: int, overlap: int | None = None,
