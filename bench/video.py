@@ -261,16 +261,18 @@ def cmd_quality(args, argv) -> dict:
 
 
 def cmd_borders(args, argv) -> dict:
-    from video.run import frame_shape
+    from video.run import Temporal, frame_shape
     report = {**_header(args, argv), "size": args.size, "frames": args.frames, "iterations": args.iterations,
-              "chunks": args.chunks, "overlap": args.overlap, "rows": {}}
+              "chunks": args.chunks, "overlap": args.overlap, "overlap_effort": args.overlap_effort, "rows": {}}
     with tempfile.TemporaryDirectory() as tmp:
         shape = frame_shape((192, 256), args.size)
         clip = make_clip("pan", Path(tmp) / "pan.mp4", shape, args.frames, args.rate)
         for border in args.borders.split(","):
             start = time.perf_counter()
             run, _, _ = run_video(clip, Path(tmp) / f"{border}.mp4", _settings(args), workers=args.workers,
-                                  chunks=args.chunks, overlap=args.overlap, border=border, style=args.style)
+                                  chunks=args.chunks, overlap=args.overlap, border=border, style=args.style,
+                                  temporal=Temporal(**({} if args.overlap_effort is None else
+                                                       {"overlap_effort": args.overlap_effort})))
             layout = json.loads((run.work_dir / "manifest.json").read_text())["layout"]
             row = measure(clip, run.work_dir, shape, layout=layout)
             row.update(seconds=round(time.perf_counter() - start, 1), layout=layout, made=run.made)
@@ -372,6 +374,8 @@ def main(argv=None) -> int:
     q.add_argument("--overlap", type=int, help="default: the video command's")
     q.add_argument("--workers", type=int, default=2)
     q.add_argument("--borders", default="cut,blend,bridge")
+    q.add_argument("--overlap-effort", type=float, help="share of the evaluations for the overlap's frames "
+                                                        "(default: the video command's)")
     q = sub.add_parser("scaling")
     common(q, 256, 10, 30)
     q.add_argument("--seconds", type=float, default=10)

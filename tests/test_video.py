@@ -144,14 +144,42 @@ def test_an_output_the_frame_hardly_shares_is_not_followed(weights, photo):
     assert np.abs(followed.image.astype(float) - alone).mean() > 1
 
 
+def test_a_followed_frame_runs_its_last_scale_only(weights, photo):
+    """A frame that follows an earlier output starts from it at its own scale: it runs the last
+    scale alone (half the evaluations here), and ends closer to the output it follows."""
+    from engine.images import resize_exact
+    from engine.settings import Settings
+    from engine.stylizer import Stylizer
+    from video.frame import FrameJob, make_frame
+    style = resize_exact(load_image(EXAMPLES / "style" / "the_wave.jpg"), (64, 64))
+    a, b = panned_frames(photo, 2, (72, 96), step=1.0)
+    settings = Settings(size=96, min_size=64, scales=2, iterations=3, targets="ort", step_engine="ort")
+    stylizer = Stylizer(weights, provider="cpu", threads=2)
+    earlier = stylizer.run(a, [style], settings.replace(iterations=12)).image
+    made = {}
+    for one_scale in (True, False):
+        job = FrameJob(index=1, chunk=0, settings=settings, weight=1e11, references=(0,), sharp=True,
+                       one_scale=one_scale)
+        made[one_scale] = make_frame(job, b, [style], a, earlier, stylizer=stylizer)
+    assert made[True].notes["evaluations"] == 3 and made[False].notes["evaluations"] == 6
+    lighter = FrameJob(index=1, chunk=0, settings=settings, weight=1e11, references=(0,), one_scale=True, effort=0.34)
+    assert make_frame(lighter, b, [style], a, earlier, stylizer=stylizer).notes["evaluations"] == 1
+    backward, mask = flow.pair(a, b)
+    target = TemporalLoss([(flow.warp(earlier, backward, sharp=True), mask)], 1.0)
+    away = {k: target(m.image[None].astype(np.float32) / 255)[0] for k, m in made.items()}
+    assert away[True] < 0.5 * away[False], away
+
+
 def test_chunks_share_the_work_and_cover_the_clip():
-    for start, stop, count, overlap in [(0, 900, 2, 8), (0, 10, 2, 2), (5, 300, 4, 6), (0, 7, 3, 2), (0, 50, 3, 0)]:
-        layout = chunks.plan(start, stop, count, overlap)
+    for start, stop, count, overlap, effort in [(0, 900, 2, 8, 1), (0, 10, 2, 2, 1), (5, 300, 4, 6, 1),
+                                                (0, 7, 3, 2, 1), (0, 50, 3, 0, 1), (0, 900, 2, 48, 0.25),
+                                                (5, 300, 4, 30, 0.25)]:
+        layout = chunks.plan(start, stop, count, overlap, effort=effort)
         assert layout[0].start == start and layout[-1].stop == layout[-1].end == stop
         for before, after in zip(layout, layout[1:]):
             assert before.stop == after.start and before.end == min(stop, after.start + overlap)
             assert after.stop - after.start >= 2 * overlap          # the overlap lies inside the next chunk
-        work = [len(c.frames) for c in layout]
+        work = [c.stop - c.start + effort * (c.end - c.stop) for c in layout]
         assert max(work) - min(work) <= 1                           # the overlap counted as work
         assert [chunks.owner(layout, t).index for t in range(start, stop)] == sorted(
             chunks.owner(layout, t).index for t in range(start, stop))
@@ -164,9 +192,11 @@ def test_chunks_share_the_work_and_cover_the_clip():
         gap *= 1 - chunks.bridge_share(layout[0], t)
         gaps.append(gap)
     assert gaps == [1, pytest.approx(2 / 3), pytest.approx(1 / 3)]
-    # the default overlap grows with the chunks, 8 to 40 frames: a 4 s clip's, then a 30 s clip's (30 fps)
-    firsts = [chunks.plan(0, n, 2)[0] for n in (48, 120, 480, 900)]
-    assert [c.end - c.stop for c in firsts] == [8, 8, 30, 40]
+    # the default overlap grows with the chunks, 8 to 48 frames, its work within an eighth of a chunk's:
+    # a 4 s clip's, then a 30 s clip's (30 fps); a bridge's frames at a quarter of the work get 4x as many
+    for effort, expected in ((1, [8, 8, 30, 48]), (0.25, [11, 28, 48, 48])):
+        firsts = [chunks.plan(0, n, 2, effort=effort)[0] for n in (48, 120, 480, 900)]
+        assert [c.end - c.stop for c in firsts] == expected
 
 
 def _probe(path):
@@ -293,11 +323,13 @@ def test_stopped_and_killed_runs_resume_to_the_same_video(photo, tmp_path, capsy
     kept = _pngs(work)
     for png in kept:                                               # whole frames only
         assert load_image(png).shape == (48, 64, 3)
-    for chunk, first in (("c00", 0), ("c01", 4)):                 # each chunk's, in order from its start
+    layout = json.loads((work / "manifest.json").read_text())["layout"]
+    for chunk, (first, _, _) in zip(("c00", "c01"), layout):     # each chunk's, in order from its start
         indices = sorted(int(p.stem) for p in (work / chunk).glob("*.png"))
         assert indices == list(range(first, first + len(indices)))
     # the second chunk's first frame followed the first chunk's first picture, warped onto it
-    assert json.loads(Image.open(work / "c01" / "000004.png").text["nst-video"])["references"] == [0]
+    second = work / "c01" / f"{layout[1][0]:06d}.png"
+    assert json.loads(Image.open(second).text["nst-video"])["references"] == [0]
 
     assert cli.main(["video", str(clip), "-o", str(out), *options, "-q"]) == 0, capsys.readouterr().err
     made = int(capsys.readouterr().out.split(" made")[0].rsplit("(", 1)[1])

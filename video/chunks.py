@@ -29,33 +29,41 @@ class Chunk:
         return range(self.start, self.end)
 
 
-def auto_overlap(count: int, chunks: int) -> int:
-    """The default overlap: an eighth of a chunk's frames, 8 to 40. The two chunks' pictures where
-    they meet differ the more the longer the chunk before ran on its own (the pan at 128 px: 12.9 of
-    0-255 after 20 frames, 21 after 40, 26 after 64), and the overlap closes that gap a step a frame:
-    8 frames made the border 1.4x the flicker inside chunks of 20 frames but 2.1x after 44; 32 frames
-    1.24x after 64; 40 frames 0.95x after 100. The overlap is made twice, so it is kept to an eighth
-    (on 2 workers: 8 of a 4 s clip's 120 frames, 40 of a 30 s clip's 900)."""
-    return max(8, min(40, count // max(1, chunks) // 8))
+def auto_overlap(count: int, chunks: int, effort: float = 1.0) -> int:
+    """The default overlap: half a chunk's frames, 8 to 48, as long as its frames' work (``effort``
+    each) stays within an eighth of the chunk's. The two chunks' pictures where they meet differ the
+    more the longer the chunk before ran on its own (the pan at 128 px: 12.9 of 0-255 after 20
+    frames, 21 after 40, 26 after 64), and the overlap closes that gap a step a frame: 8 frames made
+    the border 1.4x the flicker inside chunks of 20 frames but 2.1x after 44; 32 frames 1.24x after
+    64; 40 frames 0.95x after 100. An overlap's frames at a quarter of the evaluations close it as
+    well (32 frames: 1.23x), so a bridge at ``effort`` 0.25 gets half a chunk for an eighth's work."""
+    chunks = max(1, chunks)
+    own = count / chunks
+    # at most half of what each chunk then has of its own (``plan``: its overlap's work counted in)
+    return max(8, min(48, int(own / (2 + effort / chunks)), int(own / 8 / effort)))
 
 
 def plan(start: int, stop: int, chunks: int, overlap: int | None = None,
-         border: str = "bridge") -> tuple[Chunk, ...]:
+         border: str = "bridge", effort: float = 1.0) -> tuple[Chunk, ...]:
     """Frames ``start`` to ``stop`` in at most ``chunks`` chunks, each with at least ``2 * overlap``
     frames of its own (fewer chunks when the clip is too short for that); ``overlap`` None: the
-    default for the clip (``auto_overlap``)."""
+    default for the clip (``auto_overlap``). ``effort``: an overlap frame's work against a frame's
+    own (its share of the evaluations), so that every chunk has the same work."""
     if border not in BORDERS:
         raise ValueError(f"border must be one of {', '.join(BORDERS)}, not {border!r}")
+    if not 0 < effort <= 1:
+        raise ValueError(f"effort must be in (0, 1], not {effort!r}")
     count = stop - start
     if border == "cut":
         overlap = 0
     elif overlap is None:
-        overlap = auto_overlap(count, chunks)
+        overlap = auto_overlap(count, chunks, effort)
     chunks = max(1, min(chunks, count // max(1, 2 * overlap), count))
-    while chunks > 1 and (count + overlap * (chunks - 1)) / chunks - overlap < 2 * overlap:
+    extra = overlap * effort   # an overlap's work
+    while chunks > 1 and (count + extra * (chunks - 1)) / chunks - extra < 2 * overlap:
         chunks -= 1
-    share = (count + overlap * (chunks - 1)) / chunks   # each chunk's work, its overlap included
-    starts = [start + round(c * (share - overlap)) for c in range(chunks)] + [stop]
+    share = (count + extra * (chunks - 1)) / chunks   # each chunk's work, its overlap included
+    starts = [start + round(c * (share - extra)) for c in range(chunks)] + [stop]
     return tuple(Chunk(c, starts[c], starts[c + 1], min(stop, starts[c + 1] + (overlap if c < chunks - 1 else 0)))
                  for c in range(chunks))
 

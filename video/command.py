@@ -37,8 +37,9 @@ def add_parser(sub) -> None:
     p.add_argument("--keep-frames", action="store_true", help="keep the work folder when the video is done")
     add_count(p, "--chunks", help="parts of the clip made at once (default: one per worker; a resumed run keeps "
                                   "the first run's)")
-    add_count(p, "--overlap", at_least=0, help="frames over which one chunk hands over to the next (made twice; "
-                                               "default: an eighth of a chunk, 8 to 40)")
+    add_count(p, "--overlap", at_least=0, help="frames over which one chunk hands over to the next (made twice, "
+                                               "the second time with a quarter of the evaluations; default: half "
+                                               "a chunk, 8 to 48)")
     add_settings_options(p, **CLUSTER_DEFAULTS, size=256)
     add_cluster_options(p)
     p.set_defaults(run=run)

@@ -31,6 +31,9 @@ class FrameJob:
     sharp: bool = False        # bicubic warps
     still: float = 0.0         # px: the references after the first count only where the picture moved less
                                # than about this since them (0: everywhere)
+    one_scale: bool = False    # a frame that follows earlier outputs runs its last scale only
+    effort: float = 1.0        # the share of the last scale's evaluations it runs (a bridged overlap's frames
+                               # start from their targets' blend and need fewer)
 
 
 @dataclass
@@ -43,6 +46,16 @@ class Made:
 
 def image_of(output) -> np.ndarray:
     return output.image if isinstance(output, Made) else output
+
+
+def last_scale(settings, effort: float = 1.0):
+    """``settings`` run on their last scale alone, with ``effort`` times its evaluations. A frame
+    that follows earlier outputs starts from them, already at its own picture's scale: coarse scales
+    would shrink that start and make it again (at 256 px, 165 evaluations a frame instead of 55 for
+    the same flicker, warping error and sharpness: docs/BENCHMARKS.md)."""
+    _, evaluations = settings.schedule()[-1]
+    return settings.replace(scales=1, scale_iterations=(), iterations=max(1, round(evaluations * effort)),
+                            scale_stop=0.0)
 
 
 def make_frame(job: FrameJob, frame: np.ndarray, styles, *earlier, toward=None, stylizer=None) -> Made:
@@ -77,7 +90,10 @@ def make_frame(job: FrameJob, frame: np.ndarray, styles, *earlier, toward=None, 
         # where nothing earlier is trusted, the nearest output warped (its border repeated) would
         # smear into what newly came into view: start there from the frame, as a first frame does
         init = penalty.start(frame)
-        outcome = stylizer.run(frame, styles, job.settings.replace(init="image"), init_image=init, penalty=penalty)
+        settings = job.settings.replace(init="image")
+        if job.one_scale or job.effort < 1:
+            settings = last_scale(settings, job.effort)
+        outcome = stylizer.run(frame, styles, settings, init_image=init, penalty=penalty)
     else:
         outcome = stylizer.run(frame, styles, job.settings)
     notes = {"references": list(job.references), "coverage": coverage, "loss": outcome.loss,
