@@ -26,7 +26,7 @@ import numpy as np
 from batch.jobs import sha256
 
 from . import chunks as chunking
-from .frame import MIN_COVERAGE, FrameJob, Made, make_frame
+from .frame import MIN_COVERAGE, FrameJob, Made, last_scale, make_frame
 from .io import VideoError, VideoWriter, audio_plan, check_output, frames, leftovers, parse_range, probe
 from .workdir import WorkDir
 
@@ -222,7 +222,7 @@ def prepare(source, output, styles, settings, *, temporal: Temporal = Temporal()
                   # older folders' frames were made with the edges untrusted and every reference followed
                   "edges": "half a pixel", "min_coverage": MIN_COVERAGE},
         "layout": [[c.start, c.stop, c.end]
-                   for c in chunking.plan(first, last, chunks, overlap, border, _effort(temporal, border))],
+                   for c in chunking.plan(first, last, chunks, overlap, border, _effort(temporal, border, settings))],
     }
     work_path = Path(work_dir) if work_dir else output.with_name(output.name + ".frames")
     work = WorkDir.open(work_path, manifest, adopt=("layout",) if adopt_chunks else ())
@@ -236,9 +236,14 @@ def prepare(source, output, styles, settings, *, temporal: Temporal = Temporal()
                work, audio)
 
 
-def _effort(temporal: Temporal, border: str) -> float:
-    """An overlap frame's share of the evaluations: the bridge's are lighter, a blend's are whole pictures."""
-    return temporal.overlap_effort if border == "bridge" else 1.0
+def _effort(temporal: Temporal, border: str, settings) -> float:
+    """An overlap frame's work against a frame's: the bridge's run fewer evaluations (as many as
+    ``video.frame.last_scale`` gives them: at least one, so with one a frame the overlap is whole
+    frames), a blend's are whole pictures."""
+    if border != "bridge":
+        return 1.0
+    evaluations = settings.schedule()[-1][1]
+    return last_scale(settings, temporal.overlap_effort).iterations / evaluations
 
 
 def stylize_video(client, source, output, styles, settings, *, chunks: int | None = None, keep_frames: bool = False,
