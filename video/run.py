@@ -239,8 +239,8 @@ def prepare(source, output, styles, settings, *, temporal: Temporal = Temporal()
 def _effort(temporal: Temporal, border: str, settings) -> float:
     """An overlap frame's work against a frame's: the bridge's run fewer evaluations (as many as
     ``video.frame.last_scale`` gives them: at least one, so with one a frame the overlap is whole
-    frames), a blend's are whole pictures."""
-    if border != "bridge":
+    frames), a blend's are whole pictures, and so are frames without a temporal loss."""
+    if border != "bridge" or not temporal.weight:
         return 1.0
     evaluations = settings.schedule()[-1][1]
     return last_scale(settings, temporal.overlap_effort).iterations / evaluations
