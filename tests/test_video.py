@@ -197,6 +197,11 @@ def test_chunks_share_the_work_and_cover_the_clip():
     for effort, expected in ((1, [8, 8, 30, 48]), (0.25, [11, 28, 48, 48])):
         firsts = [chunks.plan(0, n, 2, effort=effort)[0] for n in (48, 120, 480, 900)]
         assert [c.end - c.stop for c in firsts] == expected
+    # an overlap frame's work, as the chunks are sized: what it really runs (at least one evaluation)
+    from engine.settings import Settings
+    from video.run import Temporal, _effort
+    assert [_effort(Temporal(), "bridge", Settings(size=64, iterations=n)) for n in (1, 10, 20)] == [1, 0.2, 0.25]
+    assert _effort(Temporal(), "blend", Settings(size=64)) == _effort(Temporal(weight=0), "bridge", Settings(size=64)) == 1
 
 
 def _probe(path):
