@@ -271,8 +271,8 @@ def cmd_borders(args, argv) -> dict:
             start = time.perf_counter()
             run, _, _ = run_video(clip, Path(tmp) / f"{border}.mp4", _settings(args), workers=args.workers,
                                   chunks=args.chunks, overlap=args.overlap, border=border, style=args.style,
-                                  temporal=Temporal(**({} if args.overlap_effort is None else
-                                                       {"overlap_effort": args.overlap_effort})))
+                                  temporal=Temporal() if args.overlap_effort is None else
+                                  Temporal(overlap_effort=args.overlap_effort))
             layout = json.loads((run.work_dir / "manifest.json").read_text())["layout"]
             row = measure(clip, run.work_dir, shape, layout=layout)
             row.update(seconds=round(time.perf_counter() - start, 1), layout=layout, made=run.made)
