@@ -274,6 +274,9 @@ def cmd_borders(args, argv) -> dict:
                                   temporal=Temporal() if args.overlap_effort is None else
                                   Temporal(overlap_effort=args.overlap_effort))
             layout = json.loads((run.work_dir / "manifest.json").read_text())["layout"]
+            if len(layout) < 2:
+                raise SystemExit(f"{args.frames} frames make one chunk with this overlap: no border to measure "
+                                 f"(more --frames, or a smaller --overlap)")
             row = measure(clip, run.work_dir, shape, layout=layout)
             row.update(seconds=round(time.perf_counter() - start, 1), layout=layout, made=run.made)
             report["rows"][border] = row
