@@ -403,8 +403,9 @@ class Settings:
     jit: bool = setting(True, "bool", "XLA", "XLA-compile the TensorFlow step", "engine", flag="--no-xla",
                         advanced=True)
     winograd: bool = setting(True, "bool", "Winograd", "the ONNX Runtime step on a CPU computes its convolutions "
-                             "from block 3 on by Winograd F(4x4, 3x3) (1.3-1.6x faster at 512 px, 0.3 GB more "
-                             "memory)", "engine", flag="--no-winograd", advanced=True)
+                             "of 128 channels or more by Winograd F(4x4, 3x3) or F(6x6, 3x3), as pays on the "
+                             "CPU (1.3-1.6x faster at 512 px, 0.3 GB more memory)", "engine", flag="--no-winograd",
+                             advanced=True)
     style_loss: str = setting(
         "gram", "choice", "Style loss", "how the picture's features are compared with the paintings': gram (Gram "
         "matrices, Gatys et al.), w2 (each layer's mean and covariance: Gaussian Wasserstein-2) or sliced (sliced "

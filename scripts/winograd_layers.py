@@ -1,10 +1,12 @@
-"""One 3x3 convolution (+ bias, ReLU) at VGG19's 512x341 layer shapes: ONNX Runtime's direct
-convolution against ``engine.ort.winograd``'s F(4x4, 3x3), same run, CPU provider. This is what sets
-where the rewrite applies (``winograd.MIN_CHANNELS``, ``MIN_WIDER``).
+"""One 3x3 convolution (+ bias, ReLU) at VGG19's 512x341 layer shapes (forward and input-gradient
+directions): ONNX Runtime's direct convolution against ``engine.ort.winograd``'s F(4x4, 3x3) and
+F(6x6, 3x3), same run, CPU provider. This is what sets where the rewrite applies and with which
+tiling (``winograd.block_size``).
 
     python scripts/winograd_layers.py [--repeats 10]
 """
 import argparse
+import copy
 import sys
 import time
 from pathlib import Path
@@ -17,8 +19,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from engine.ort import winograd  # noqa: E402
 
 # (channels in, channels out, height, width) of VGG19's 3x3 convolutions at 512x341
-SHAPES = [(128, 128, 170, 256), (128, 256, 85, 128), (256, 256, 85, 128), (256, 512, 42, 64),
-          (512, 512, 42, 64), (512, 512, 21, 32)]
+SHAPES = [(64, 64, 341, 512), (64, 128, 170, 256), (128, 64, 170, 256), (128, 128, 170, 256),
+          (128, 256, 85, 128), (256, 128, 85, 128), (256, 256, 85, 128), (256, 512, 42, 64),
+          (512, 256, 42, 64), (512, 512, 42, 64), (512, 512, 21, 32)]
 
 
 def conv_model(cin, cout, h, w, rng):
@@ -55,20 +58,23 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=10)
     args = parser.parse_args()
     rng = np.random.default_rng(0)
-    print(f"{'layer':<22} {'direct ms':>10} {'Winograd ms':>12} {'speedup':>8} {'rel. error':>11}  rewritten by default")
+    print(f"{'layer':<22} {'direct ms':>10} {'F(4x4) ms':>10} {'F(6x6) ms':>10} {'F(4x4)':>7} {'F(6x6)':>7} "
+          f"{'error 4':>8} {'error 6':>8}  by default")
     for cin, cout, h, w in SHAPES:
         model = conv_model(cin, cout, h, w, rng)
         x = np.maximum(rng.standard_normal((1, cin, h, w)), 0).astype(np.float32)
         direct, expected = timed(model, {}, x, args.repeats)
-        default = winograd.eligible(np.zeros((cout, cin, 3, 3)), {"pads": [1, 1, 1, 1]})
-        thresholds = winograd.MIN_CHANNELS, winograd.MIN_WIDER
-        winograd.MIN_CHANNELS = winograd.MIN_WIDER = 0  # measure every shape, rewritten by default or not
-        rewritten, external, _ = winograd.rewrite(model)
-        winograd.MIN_CHANNELS, winograd.MIN_WIDER = thresholds
-        fast, got = timed(rewritten, external, x, args.repeats)
-        error = np.linalg.norm(got - expected) / np.linalg.norm(expected)
-        print(f"{cin:>3}->{cout:<3} at {h:>3}x{w:<3}     {direct * 1e3:10.1f} {fast * 1e3:12.1f} "
-              f"{direct / fast:7.2f}x {error:11.1e}  {'yes' if default else 'no'}", flush=True)
+        results = []
+        for m in (4, 6):   # every shape, whatever this CPU's rule
+            rewritten, external, _ = winograd.rewrite(copy.deepcopy(model),
+                                                      choose=lambda _cin, _cout, m=m: m)
+            fast, got = timed(rewritten, external, x, args.repeats)
+            results.append((fast, np.linalg.norm(got - expected) / np.linalg.norm(expected)))
+        (t4, e4), (t6, e6) = results
+        default = winograd.block_size(cin, cout)
+        print(f"{cin:>3}->{cout:<3} at {h:>3}x{w:<3}     {direct * 1e3:10.1f} {t4 * 1e3:10.1f} {t6 * 1e3:10.1f} "
+              f"{direct / t4:6.2f}x {direct / t6:6.2f}x {e4:8.1e} {e6:8.1e}  "
+              f"{f'F({default}x{default})' if default else 'direct'}", flush=True)
     return 0
 
 

@@ -41,17 +41,29 @@ def _reference(weights, dtype):
                   dtype=tf.float64 if dtype == "float64" else tf.float32)
 
 
+# the CPU kinds' Winograd rules (engine.ort.winograd.block_size), whatever this CPU is: block 3 on in
+# F(4x4) (10 forward convolutions and their 10 input gradients); AVX-512: block2_conv2 too, the
+# 128- and 256-channel ones in F(6x6)
+VARIANTS = {"avx2": (False, 20), "avx512": (True, 22), "direct": (None, 0)}
+
+
 @pytest.fixture(scope="module")
 def steps(seed_step_graph):
     """One session per variant, shared by every size."""
-    return {winograd: OrtStep(seed_step_graph, provider="cpu", winograd=winograd) for winograd in (True, False)}
+    from engine.ort import winograd
+    rule = winograd.block_size
+    made = {}
+    for name, (wide, _) in VARIANTS.items():
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(winograd, "block_size", lambda cin, cout, wide=wide: rule(cin, cout, wide_vectors=wide))
+            made[name] = OrtStep(seed_step_graph, provider="cpu", winograd=wide is not None)
+    return made
 
 
-@pytest.mark.parametrize("winograd", [True, False])
-def test_one_graph_matches_float64_at_every_size(steps, weights, content_image, style_image, winograd):
-    step = steps[winograd]
-    # block 3 on: 10 forward convolutions and their 10 input gradients
-    assert step.winograd == (20 if winograd else 0)
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_one_graph_matches_float64_at_every_size(steps, weights, content_image, style_image, variant):
+    step = steps[variant]
+    assert step.winograd == VARIANTS[variant][1]
     reference = _reference(weights, "float64")
     for shape in SIZES:
         image, bound = _bound(weights, content_image, style_image, shape)
@@ -85,7 +97,7 @@ def test_export_was_checked_at_three_sizes_with_odd_ones(seed_step_graph):
 def test_ort_step_lowers_the_cost(steps, weights, content_image, style_image):
     from engine.optimize import adam
     image, bound = _bound(weights, content_image, style_image, (67, 93))
-    step = steps[True]
+    step = steps["avx512"]   # the widest rewrite: F(6x6) and F(4x4)
     step.bind_targets(bound)
     first, _, _ = step(image[None])
     result = adam(step, image[None], 8, lr=0.02)
@@ -241,12 +253,13 @@ def test_ort_step_with_max_pooling_is_a_usage_error(tmp_path, capsys):
     assert not out.exists()
 
 
-def test_winograd_shares_kernels_between_directions(seed_step_graph):
+@pytest.mark.parametrize("wide", [False, True])
+def test_winograd_shares_kernels_between_directions(seed_step_graph, wide):
     import onnx
-    from engine.ort.winograd import rewrite
-    _, external, count = rewrite(onnx.load(str(seed_step_graph)))
+    from engine.ort.winograd import block_size, rewrite
+    _, external, count = rewrite(onnx.load(str(seed_step_graph)), choose=lambda cin, cout: block_size(cin, cout, wide))
     # every input-gradient convolution found its forward twin: one transformed copy per layer
-    assert count == 20 and len(external) == 10
+    assert (count, len(external)) == ((22, 11) if wide else (20, 10))
 
 
 @pytest.mark.parametrize("winograd", [True, False])

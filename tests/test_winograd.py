@@ -1,4 +1,4 @@
-"""Winograd F(4x4, 3x3) rewrite of 3x3 convolutions, against ONNX Runtime's direct convolution."""
+"""Winograd F(4x4, 3x3) and F(6x6, 3x3) rewrites of 3x3 convolutions, against ONNX Runtime's direct convolution."""
 import numpy as np
 import onnxruntime as ort
 import pytest
@@ -41,31 +41,56 @@ def _model(h, w, rng):
     return model
 
 
-def test_transforms_are_exact_in_float64():
+@pytest.mark.parametrize("m", sorted(winograd.TILINGS))
+def test_transforms_are_exact_in_float64(m):
+    t = winograd.TILINGS[m]
     rng = np.random.default_rng(0)
     for _ in range(20):
-        d, g = rng.standard_normal((6, 6)), rng.standard_normal((3, 3))
-        direct = np.array([[np.sum(d[i:i + 3, j:j + 3] * g) for j in range(4)] for i in range(4)])
-        y = winograd.AT @ ((winograd.G @ g @ winograd.G.T) * (winograd.BT @ d @ winograd.BT.T)) @ winograd.AT.T
+        d, g = rng.standard_normal((m + 2, m + 2)), rng.standard_normal((3, 3))
+        direct = np.array([[np.sum(d[i:i + 3, j:j + 3] * g) for j in range(m)] for i in range(m)])
+        y = t.at @ ((t.g @ g @ t.g.T) * (t.bt @ d @ t.bt.T)) @ t.at.T
         np.testing.assert_allclose(y, direct, rtol=0, atol=1e-12)
     # a flipped kernel's transform is the forward one's, reordered and scaled (the shared twin)
-    np.testing.assert_allclose(winograd.G[:, ::-1], winograd.FLIP_SCALE[:, None] * winograd.G[winograd.FLIP_ORDER])
+    np.testing.assert_allclose(t.g[:, ::-1], t.flip_scale[:, None] * t.g[t.flip_order])
 
 
+# (tiling rule, convolutions rewritten, transformed copies, whether 128 -> 128 is left alone)
+RULES = {
+    "F(4x4) from 256 channels": (lambda cin, cout: 4 if max(cin, cout) >= 256 else None, 2, 1, True),
+    "F(6x6) from 256 channels": (lambda cin, cout: 6 if max(cin, cout) >= 256 else None, 2, 1, True),
+    "AVX2 rule": (lambda cin, cout: winograd.block_size(cin, cout, wide_vectors=False), 2, 1, True),
+    "AVX-512 rule": (lambda cin, cout: winograd.block_size(cin, cout, wide_vectors=True), 3, 2, False),
+    "F(6x6) at 128, F(4x4) at 256": (lambda cin, cout: 4 if max(cin, cout) >= 256 else 6, 3, 2, False),
+}
+
+
+@pytest.mark.parametrize("rule", sorted(RULES))
 @pytest.mark.parametrize("shape", [(16, 24), (13, 22)])
-def test_rewrite_matches_direct_convolution(shape):
+def test_rewrite_matches_direct_convolution(shape, rule):
+    choose, rewritten_count, copies, narrow_left = RULES[rule]
     rng = np.random.default_rng(1)
     model = _model(*shape, rng)
     feeds = {"x": np.maximum(rng.standard_normal((1, 128, *shape)), 0).astype(np.float32),
              "g": rng.standard_normal((1, 256, *shape)).astype(np.float32)}
     expected = _session(model).run(None, feeds)
-    rewritten, external, count = winograd.rewrite(model)
-    assert count == 2                      # the forward conv and its twin; not 128 -> 128, not stride 2
-    assert len(external) == 1              # the twin shares the forward conv's transformed kernels
+    rewritten, external, count = winograd.rewrite(model, choose=choose)
+    assert count == rewritten_count        # never the stride-2 conv
+    assert len(external) == copies         # the twin shares the forward conv's transformed kernels
     assert not {"k", "twin"} & {i.name for i in rewritten.graph.initializer}
     got = _session(rewritten, external).run(None, feeds)
     for name, e, g in zip(("y", "gx", "n", "s"), expected, got):
         assert g.shape == e.shape, name
         error = np.linalg.norm(g - e) / np.linalg.norm(e)
         assert error < 2e-5, (name, error)
-    assert np.array_equal(got[2], expected[2])   # left alone: the very same computation
+    assert np.array_equal(got[2], expected[2]) == narrow_left   # left alone: the very same computation
+
+
+def test_tiling_per_layer_and_cpu():
+    vgg19 = [(3, 64), (64, 64), (64, 128), (128, 128), (128, 256), (256, 256), (256, 512), (512, 512)]
+    blocks = {wide: [winograd.block_size(cin, cout, wide_vectors=wide) for cin, cout in vgg19] for wide in (False, True)}
+    assert blocks[False] == [None, None, None, None, 4, 4, 4, 4]
+    assert blocks[True] == [None, None, None, 6, 6, 6, 4, 4]
+    # an input gradient (channels swapped) gets its forward convolution's tiling, so they can share kernels
+    assert all(winograd.block_size(b, a, wide_vectors=w) == winograd.block_size(a, b, wide_vectors=w)
+               for a, b in vgg19 for w in (False, True))
+    assert winograd.block_size(128, 128) == (6 if "avx512f" in winograd.cpu.flags() else None)

@@ -27,8 +27,9 @@ class OrtStep:
     The targets and weights are copied to the provider's device once (IO binding); each call
     sends the image and brings back only what the optimizer needs: the loss, its parts and
     the gradient. ``cuda_options`` reach the CUDA provider (e.g. ``{"use_tf32": "0"}``). On the
-    CPU provider the 3x3 convolutions from block 3 on are computed by Winograd F(4x4, 3x3)
-    (``engine.ort.winograd``; ``winograd=False``: the graph as exported). ``threads``: ONNX
+    CPU provider the 3x3 convolutions with channels enough are computed by Winograd F(4x4, 3x3)
+    or F(6x6, 3x3) as pays on this CPU (``engine.ort.winograd``; ``winograd=False``: the graph as
+    exported). ``threads``: ONNX
     Runtime's intra-op threads (default: one per core). ``profile_prefix``: as ``make_session``'s.
 
     ``sized``: run a copy of the graph made for each image size (``engine.ort.static``), kept
@@ -45,11 +46,19 @@ class OrtStep:
                  profile_prefix: str | None = None, sized: bool | None = None, fold_targets: bool = False,
                  cuda_graph: bool | None = None):
         path = Path(path)
-        self.winograd = 0  # convolutions computed by Winograd F(4x4, 3x3) (CPU only)
+        self.winograd = 0  # convolutions computed by Winograd (CPU only)
+        self.tilings: dict[int, int] = {}  # how many of them by output block
 
         def cpu_rewrite(model):
-            from .winograd import rewrite
-            model, external, self.winograd = rewrite(model)
+            from . import winograd as tiling
+
+            def choose(cin, cout):
+                m = tiling.block_size(cin, cout)
+                if m:
+                    self.tilings[m] = self.tilings.get(m, 0) + 1
+                return m
+            self.tilings.clear()
+            model, external, self.winograd = tiling.rewrite(model, choose=choose)
             return model, external
 
         self.path = path
@@ -183,7 +192,8 @@ class OrtStep:
         return loss, grad, dict(zip(LOSS_PARTS, parts))
 
     def describe(self) -> str:
-        conv = f", Winograd F(4x4, 3x3) in {self.winograd} convolutions" if self.winograd else ""
+        conv = ", Winograd " + " and ".join(f"F({m}x{m}, 3x3) in {n}" for m, n in sorted(self.tilings.items())) \
+            + " convolutions" if self.winograd else ""
         sized = ", a graph per size" if self.sized else ""
         sized += ", CUDA graph" if self.cuda_graph else ""
         return f"ONNX Runtime {ort.__version__} step ({self.provider.upper()}{conv}{sized})"

@@ -1,26 +1,27 @@
-"""Winograd F(4x4, 3x3) convolutions for the step graph on ONNX Runtime's CPU provider.
+"""Winograd F(4x4, 3x3) and F(6x6, 3x3) convolutions for the step graph on ONNX Runtime's CPU provider.
 
 On this 2-core machine the step's 28 convolutions run at 92-97% of the float32 matrix-product
-rate, so only fewer multiplications make them faster. Winograd's minimal filtering computes a
-4x4 block of a 3x3 convolution's output from a 6x6 input tile with 36 products per channel
-pair instead of 144 (Lavin & Gray, 2016): the kernels are transformed once (``U = G w G^T``),
-each input tile is transformed (``B^T d B``), the 36 tile positions become 36 independent
-matrix products over the channels, and the output is transformed back (``A^T m A``).
+rate, so only fewer multiplications make them faster. Winograd's minimal filtering computes an
+m x m block of a 3x3 convolution's output from an (m+2) x (m+2) input tile with (m+2)^2 products
+per channel pair instead of 9 m^2 (Lavin & Gray, 2016): 36 instead of 144 for m = 4, 64 instead
+of 324 for m = 6. The kernels are transformed once (``U = G w G^T``), each input tile is
+transformed (``B^T d B``), the tile positions become independent matrix products over the
+channels, and the output is transformed back (``A^T m A``).
 
 The rewrite is made of ONNX operators chosen for how ONNX Runtime's CPU provider runs them:
-the input transform is a 6x6/stride-4 convolution over the channels laid out as a batch
-(MLAS's direct kernel), the 36 products one batched ``MatMul`` (ONNX Runtime's ``FusedMatMul``
-with the kernels transposed for an input gradient, which shares its forward convolution's
-transformed kernels), the output transform a small ``MatMul`` and a ``DepthToSpace``. The
-transforms cost memory passes that the products repay only where channels are many and maps
-small: block 3 onwards in VGG19 (one layer, measured here: 2.3x at 512 channels, 1.4x at 256,
-0.8x at 128 - so 128-channel layers stay direct). GPU providers keep the graph as exported:
-cuDNN picks its own algorithms.
+the input transform is a strided convolution over the channels laid out as a batch (MLAS's
+direct kernel), the products one batched ``MatMul`` (ONNX Runtime's ``FusedMatMul`` with the
+kernels transposed for an input gradient, which shares its forward convolution's transformed
+kernels), the output transform a small ``MatMul`` and a ``DepthToSpace``. The transforms cost
+memory passes that the products repay only where channels are many and maps small, and how
+many depends on the CPU (``block_size``, from ``scripts/winograd_layers.py``). GPU providers
+keep the graph as exported: cuDNN picks its own algorithms.
 
-In float32 a rewritten layer differs from the direct convolution by about 3-5e-6 (relative l2,
-``scripts/winograd_layers.py``). The whole step's gradient stays within 1e-3 of float64, as the
-parity tests require; at 256 and 512 px it is 2e-4 off (``bench --steps``), like TensorFlow's own
-float32 step: a few ReLU units whose sign differs from float64's, not accumulated rounding.
+In float32 a layer rewritten with m = 4 differs from the direct convolution by about 3-5e-6
+(relative l2), with m = 6 by about 1-2e-5. The whole step's gradient stays within 1e-3 of
+float64, as the parity tests require; at 256 and 512 px it is 2e-4 off (``bench --steps``), like
+TensorFlow's own float32 step: a few ReLU units whose sign differs from float64's, not
+accumulated rounding.
 """
 from __future__ import annotations
 
@@ -30,36 +31,33 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from .. import cpu
 from .graph import attributes, input_gradient_kernels, remove_unused_initializers, use_counts
 
-M = 4          # output block
-A = M + 2      # input tile
-# Interpolation points 0, 1, -1, 2, 1/2 and infinity. The usual set has -2 for 1/2 (Lavin &
-# Gray); this one is closed under p -> 1/p, which makes the transformed kernels of a
-# convolution's input gradient (its kernels flipped and transposed) a reordering of the
-# forward ones, so both directions share one copy (measured float32 error per tile: 1.0e-6
-# against 6e-7 for the usual set).
-POINTS = (Fraction(0), Fraction(1), Fraction(-1), Fraction(2), Fraction(1, 2))
-
-# Where the products repay the transforms (see the module docstring).
-MIN_CHANNELS = 128
-MIN_WIDER = 256
+# Interpolation points, with infinity. The usual sets have -2 for 1/2 (Lavin & Gray); these are
+# closed under p -> 1/p, which makes the transformed kernels of a convolution's input gradient
+# (its kernels flipped and transposed) a reordering of the forward ones, so both directions share
+# one copy (F(4x4): float32 error per tile 1.0e-6 against 6e-7 for the usual set).
+POINTS = {4: (Fraction(0), Fraction(1), Fraction(-1), Fraction(2), Fraction(1, 2)),
+          6: (Fraction(0), Fraction(1), Fraction(-1), Fraction(2), Fraction(-2), Fraction(1, 2), Fraction(-1, 2))}
 
 
 def _matrices(points):
-    """Toom-Cook matrices ``B^T (6x6), G (6x3), A^T (4x6)`` for F(4, 3) on ``points`` and infinity."""
-    n, r = A, 3
-    at, g = np.zeros((M, n)), np.zeros((n, r))
+    """Toom-Cook matrices ``B^T (a x a), G (a x 3), A^T (m x a)`` for F(m, 3) on ``points`` and
+    infinity (``a = len(points) + 1``, ``m = a - 2``)."""
+    n, r = len(points) + 1, 3
+    m = n - r + 1
+    at, g = np.zeros((m, n)), np.zeros((n, r))
     for j, p in enumerate(points):
         f = float(np.prod([p - q for q in points if q != p]))
-        at[:, j] = [float(p ** i) for i in range(M)]
+        at[:, j] = [float(p ** i) for i in range(m)]
         g[j] = [float(p ** k) / f for k in range(r)]
-    at[M - 1, n - 1] = g[n - 1, r - 1] = 1
+    at[m - 1, n - 1] = g[n - 1, r - 1] = 1
     # B^T solves sum_j AT[i, j] G[j, k] BT[j, l] = [l == i + k]: y_i = sum_k g_k d_(i+k)
-    system = np.array([at[i] * g[:, k] for i in range(M) for k in range(r)])
+    system = np.array([at[i] * g[:, k] for i in range(m) for k in range(r)])
     bt = np.zeros((n, n))
     for col in range(n):
-        target = np.array([1.0 if col == i + k else 0.0 for i in range(M) for k in range(r)])
+        target = np.array([1.0 if col == i + k else 0.0 for i in range(m) for k in range(r)])
         bt[:, col] = np.linalg.lstsq(system, target, rcond=None)[0]
         assert np.allclose(system @ bt[:, col], target)
     return bt, g, at
@@ -80,38 +78,69 @@ def _flip(g):
     return np.array(order), np.array(scale)
 
 
-BT, G, AT = _matrices(POINTS)
-FLIP_ORDER, FLIP_SCALE = _flip(G)
+class Tiling:
+    """F(m x m, 3x3): its matrices and how a flipped kernel's transform reorders."""
+
+    def __init__(self, m: int):
+        self.m, self.a = m, m + 2
+        self.bt, self.g, self.at = _matrices(POINTS[m])
+        self.flip_order, self.flip_scale = _flip(self.g)
+
+    def kernel_transform(self, w: np.ndarray) -> np.ndarray:
+        """``(Cout, Cin, 3, 3)`` kernels -> ``(a*a, Cout, Cin)``, one matrix per tile position."""
+        # two BLAS products, not one four-index einsum: 0.05 s instead of 0.15 s a 512-channel layer
+        # (F(4x4)), which every run's start waits for
+        g = self.g
+        u = np.tensordot(np.tensordot(g, w.astype(np.float64), axes=([1], [2])), g, axes=([3], [1]))  # (r, o, c, s)
+        return u.transpose(0, 3, 1, 2).astype(np.float32).reshape(self.a * self.a, w.shape[0], w.shape[1])
+
+    def transforms(self, shared: bool):
+        """Input-transform kernels ``(a*a, 1, a, a)`` and output transform ``(m*m, a*a)``.
+
+        ``shared``: for an input gradient whose kernels are the forward kernels ``w`` flipped and
+        transposed, computed with ``U(w)`` transposed: tile position ``k`` then needs
+        ``U(w)[order(k)]`` scaled, which the two transforms absorb."""
+        a, m = self.a, self.m
+        inputs = np.einsum("ra,sb->rsab", self.bt, self.bt).reshape(a * a, a, a)
+        outputs = np.einsum("yr,xs->yxrs", self.at, self.at).reshape(m * m, a * a)
+        if shared:
+            order = (self.flip_order[:, None] * a + self.flip_order[None, :]).reshape(-1)
+            scale = np.outer(self.flip_scale, self.flip_scale).reshape(-1)
+            inverse = np.argsort(order)
+            inputs = inputs[inverse]
+            outputs = outputs[:, inverse] * scale[inverse]
+        return inputs[:, None].astype(np.float32), outputs.astype(np.float32)
 
 
-def kernel_transform(w: np.ndarray) -> np.ndarray:
-    """``(Cout, Cin, 3, 3)`` kernels -> ``(36, Cout, Cin)``, one matrix per tile position."""
-    # two BLAS products, not one four-index einsum: 0.05 s instead of 0.15 s a 512-channel layer,
-    # which every run's start waits for (ten layers)
-    u = np.tensordot(np.tensordot(G, w.astype(np.float64), axes=([1], [2])), G, axes=([3], [1]))  # (r, o, c, s)
-    return u.transpose(0, 3, 1, 2).astype(np.float32).reshape(A * A, w.shape[0], w.shape[1])
+TILINGS = {m: Tiling(m) for m in POINTS}
 
 
-def _transforms(shared: bool):
-    """Input-transform kernels ``(36, 1, 6, 6)`` and output transform ``(16, 36)``.
+def block_size(cin: int, cout: int, wide_vectors: bool | None = None) -> int | None:
+    """The output block (4 or 6) for a ``cin -> cout`` 3x3 convolution, or None: the direct one.
 
-    ``shared``: for an input gradient whose kernels are the forward kernels ``w`` flipped and
-    transposed, computed with ``U(w)`` transposed: tile position ``k`` then needs
-    ``U(w)[order(k)]`` scaled, which the two transforms absorb."""
-    inputs = np.einsum("ra,sb->rsab", BT, BT).reshape(A * A, A, A)
-    outputs = np.einsum("yr,xs->yxrs", AT, AT).reshape(M * M, A * A)
-    if shared:
-        order = (FLIP_ORDER[:, None] * A + FLIP_ORDER[None, :]).reshape(-1)
-        scale = np.outer(FLIP_SCALE, FLIP_SCALE).reshape(-1)
-        inverse = np.argsort(order)
-        inputs = inputs[inverse]
-        outputs = outputs[:, inverse] * scale[inverse]
-    return inputs[:, None].astype(np.float32), outputs.astype(np.float32)
+    One layer at a time at VGG19's 512x341 shapes (``scripts/winograd_layers.py``). The AVX2 EPYC
+    (2026-11-26, F(4x4) only): 2.3x at 512 channels, 1.4x at 256, 0.8x at 128 -> 128; so from block
+    3 on, F(4x4). The Zen 4 EPYC (AVX-512, 2026-12-01): with 64 channels on a side both tilings
+    lose (0.7-0.9x); 128 -> 128 at 170x256 F(4x4) 1.25x, F(6x6) 1.35x; 256 channels F(6x6) 1.5-1.9x,
+    as F(4x4) or a little faster; 512 channels F(6x6) a little faster one layer at a time, but in
+    the whole step no faster at 512 px, 10% slower at 256 px (11x16 maps waste more of an 8x8
+    tile) and 1.8x the transformed kernels' memory, so F(4x4) there. The step at 512 px 1.036x, at
+    256 px 1.054x, at 128 px 0.96x against F(4x4) from block 3 on (interleaved, same run).
+    ``wide_vectors``: AVX-512 (default: this CPU's); the Xeon's AVX-512 takes the Zen 4's rule,
+    not measured there."""
+    if wide_vectors is None:
+        wide_vectors = "avx512f" in cpu.flags()
+    narrow, wide = min(cin, cout), max(cin, cout)
+    if not wide_vectors:
+        return 4 if narrow >= 128 and wide >= 256 else None
+    if narrow < 128:
+        return None
+    return 6 if wide <= 256 else 4
 
 
 def eligible(w: np.ndarray, attrs: dict) -> bool:
-    """A stride-1 'same' 3x3 convolution with channels enough to repay the transforms. Its input's
-    height and width may be unknown: the rewrite reads them at run time."""
+    """A stride-1 'same' 3x3 convolution, which a tiling can compute (whether it pays is
+    ``block_size``'s). Its input's height and width may be unknown: the rewrite reads them at run time."""
     if w.ndim != 4 or w.shape[2:] != (3, 3):
         return False
     if attrs.get("group", 1) != 1:
@@ -125,8 +154,7 @@ def eligible(w: np.ndarray, attrs: dict) -> bool:
         return False
     if auto_pad not in ("NOTSET", "SAME_UPPER", "SAME_LOWER"):
         return False
-    cout, cin = w.shape[:2]
-    return min(cin, cout) >= MIN_CHANNELS and max(cin, cout) >= MIN_WIDER
+    return True
 
 
 def one_image(graph: onnx.GraphProto) -> bool:
@@ -150,14 +178,15 @@ def _external(name: str, array: np.ndarray) -> onnx.TensorProto:
     return tensor
 
 
-def _replacement(node, cin: int, cout: int, kernels: str, shared: bool, bias_name: str | None):
+def _replacement(node, cin: int, cout: int, kernels: str, shared: bool, bias_name: str | None, tiling: Tiling):
     """The nodes and initializers computing ``node`` (a 3x3 'same' Conv of a ``(1, cin, h, w)``
-    input) by F(4x4, 3x3), with the transformed kernels ``kernels`` (``U``, or the forward twin's
+    input) by ``tiling``, with the transformed kernels ``kernels`` (``U``, or the forward twin's
     ``U`` when ``shared``). The input's height and width are read at run time: it is padded by
-    one pixel, plus up to whole 4x4 blocks, and the output cropped back to ``h x w``."""
+    one pixel, plus up to whole m x m blocks, and the output cropped back to ``h x w``."""
     p = f"{node.name or node.output[0]}/winograd"
     i64 = lambda *v: np.array(v, np.int64)  # noqa: E731
-    input_transform, output_transform = _transforms(shared)
+    M, A = tiling.m, tiling.a  # noqa: N806
+    input_transform, output_transform = tiling.transforms(shared)
     inits = {
         f"{p}/hw_start": i64(2), f"{p}/hw_end": i64(4), f"{p}/block": i64(M), f"{p}/one": i64(1),
         f"{p}/pads_head": i64(0, 0, 1, 1, 0, 0),
@@ -174,7 +203,7 @@ def _replacement(node, cin: int, cout: int, kernels: str, shared: bool, bias_nam
     else:
         product = helper.make_node("MatMul", [kernels, f"{p}/vt"], [f"{p}/m"])
     nodes = [
-        # pads (0, 0, 1, 1, 0, 0, 1 + (-h mod 4), 1 + (-w mod 4)) from the input's shape
+        # pads (0, 0, 1, 1, 0, 0, 1 + (-h mod m), 1 + (-w mod m)) from the input's shape
         helper.make_node("Shape", [node.input[0]], [f"{p}/shape"]),
         helper.make_node("Slice", [f"{p}/shape", f"{p}/hw_start", f"{p}/hw_end"], [f"{p}/hw"]),
         helper.make_node("Neg", [f"{p}/hw"], [f"{p}/minus_hw"]),
@@ -207,16 +236,18 @@ def _replacement(node, cin: int, cout: int, kernels: str, shared: bool, bias_nam
     return nodes, inits
 
 
-def rewrite(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, np.ndarray], int]:
-    """``model`` with its eligible 3x3 convolutions computed by Winograd F(4x4, 3x3) (changed in
-    place), the transformed kernels it needs from memory (``SessionOptions.add_external_initializers``),
-    and how many convolutions were rewritten.
+def rewrite(model: onnx.ModelProto, choose=None) -> tuple[onnx.ModelProto, dict[str, np.ndarray], int]:
+    """``model`` (changed in place) with its 3x3 convolutions computed by Winograd where
+    ``choose(cin, cout)`` gives an output block (4 or 6; None: left direct; default: ``block_size``
+    on this CPU), the transformed kernels it needs from memory
+    (``SessionOptions.add_external_initializers``), and how many convolutions were rewritten.
 
     Any image size: tiles, padding and crop follow the input's shape at run time. The graph must
     take one image (``one_image``), as the step graphs do; a convolution that is not a stride-1
-    'same' 3x3 with constant kernels is left as it is. An
-    input gradient's convolution (its kernels a forward one's flipped and transposed) shares
-    the forward convolution's transformed kernels."""
+    'same' 3x3 with constant kernels is left as it is. An input gradient's convolution (its
+    kernels a forward one's flipped and transposed) shares the forward convolution's transformed
+    kernels: ``choose`` gives both the same block, as its channels are the forward's swapped."""
+    choose = choose or block_size
     graph = model.graph
     if not one_image(graph):
         return model, {}, 0
@@ -224,7 +255,7 @@ def rewrite(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, np.ndarr
     uses = use_counts(graph)
 
     external: dict[str, np.ndarray] = {}
-    forward: list[tuple[np.ndarray, str]] = []   # (input_gradient_kernels(w), the name of U(w))
+    forward: list[tuple[np.ndarray, str, int]] = []   # (input_gradient_kernels(w), the name of U(w), m)
     new_nodes, count = [], 0
     for node in graph.node:
         w_init = initializers.get(node.input[1]) if node.op_type == "Conv" and len(node.input) > 1 else None
@@ -232,18 +263,20 @@ def rewrite(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, np.ndarr
             new_nodes.append(node)
             continue
         w = numpy_helper.to_array(w_init)
-        if not eligible(w, attributes(node)):
+        m = choose(w.shape[1], w.shape[0]) if eligible(w, attributes(node)) else None
+        if m is None:
             new_nodes.append(node)
             continue
-        twin = next((name for flipped, name in forward
-                     if flipped.shape == w.shape and np.array_equal(flipped, w)), None)
+        tiling = TILINGS[m]
+        twin = next((name for flipped, name, twin_m in forward
+                     if twin_m == m and flipped.shape == w.shape and np.array_equal(flipped, w)), None)
         if twin is None:
             kernels = f"{node.name or node.output[0]}/winograd/kernels"
-            external[kernels] = kernel_transform(w)
+            external[kernels] = tiling.kernel_transform(w)
             graph.initializer.append(_external(kernels, external[kernels]))
-            forward.append((input_gradient_kernels(w), kernels))
+            forward.append((input_gradient_kernels(w), kernels, m))
         bias = node.input[2] if len(node.input) > 2 and node.input[2] else None
-        nodes, inits = _replacement(node, w.shape[1], w.shape[0], twin or kernels, twin is not None, bias)
+        nodes, inits = _replacement(node, w.shape[1], w.shape[0], twin or kernels, twin is not None, bias, tiling)
         new_nodes += nodes
         graph.initializer.extend(numpy_helper.from_array(v, k) for k, v in inits.items())
         uses[node.input[1]] -= 1
