@@ -123,9 +123,10 @@ def block_size(cin: int, cout: int, wide_vectors: bool | None = None) -> int | N
     3 on, F(4x4). The Zen 4 EPYC (AVX-512, 2026-12-01): with 64 channels on a side both tilings
     lose (0.7-0.9x); 128 -> 128 at 170x256 F(4x4) 1.25x, F(6x6) 1.35x; 256 channels F(6x6) 1.5-1.9x,
     as F(4x4) or a little faster; 512 channels F(6x6) a little faster one layer at a time, but in
-    the whole step no faster at 512 px, 10% slower at 256 px (11x16 maps waste more of an 8x8
-    tile) and 1.8x the transformed kernels' memory, so F(4x4) there. The step at 512 px 1.036x, at
-    256 px 1.054x, at 128 px 0.96x against F(4x4) from block 3 on (interleaved, same run).
+    the whole step 0-1% faster at 512 px, 10% slower at 256 px (11x16 maps waste more of an 8x8
+    tile) and 1.6x the transformed kernels' memory, so F(4x4) there. The step against F(4x4) from
+    block 3 on (``python -m bench.graphs GRAPH --rules avx2,avx512 --size S``, two runs): 1.04x and
+    1.05x at 512 px, 1.05x and 1.04x at 256 px, 0.96x and 0.95x at 128 px.
     ``wide_vectors``: AVX-512 (default: this CPU's); the Xeon's AVX-512 takes the Zen 4's rule,
     not measured there."""
     if wide_vectors is None:
