@@ -17,8 +17,8 @@ memory passes that the products repay only where channels are many and maps smal
 many depends on the CPU (``block_size``, from ``scripts/winograd_layers.py``). GPU providers
 keep the graph as exported: cuDNN picks its own algorithms.
 
-In float32 a layer rewritten with m = 4 differs from the direct convolution by about 3-5e-6
-(relative l2), with m = 6 by about 1-2e-5. The whole step's gradient stays within 1e-3 of
+In float32 a layer rewritten with m = 4 differs from the direct convolution by about 2-5e-6
+(relative l2), with m = 6 by about 3-7e-6 (``scripts/winograd_layers.py``). The whole step's gradient stays within 1e-3 of
 float64, as the parity tests require; at 256 and 512 px it is 2e-4 off (``bench --steps``), like
 TensorFlow's own float32 step: a few ReLU units whose sign differs from float64's, not
 accumulated rounding.
