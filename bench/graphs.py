@@ -19,6 +19,8 @@ import numpy as np
 
 from .machine import cpu, describe_cpu
 
+RULES = ("cpu", "avx2", "avx512", "f4", "f6", "direct")   # --rules (the module docstring says what each is)
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -28,9 +30,9 @@ def main() -> None:
     parser.add_argument("--rules", default="cpu", help="Winograd rules, comma-separated (see above)")
     args = parser.parse_args()
     chosen = args.rules.split(",")
-    unknown = set(chosen) - {"cpu", "avx2", "avx512", "f4", "f6", "direct"}
+    unknown = set(chosen) - set(RULES)
     if unknown:
-        raise SystemExit(f"--rules: unknown {', '.join(sorted(unknown))}; expected cpu, avx2, avx512, f4, f6, direct")
+        raise SystemExit(f"--rules: unknown {', '.join(sorted(unknown))}; expected {', '.join(RULES)}")
     from engine.ort.backend import OrtFeatures, make_session
     from engine.spec import SEED_CONTENT_LAYER, SEED_STYLE_LAYERS, FeatureSpec, StepSpec, step_feeds
     from engine.store import ArtifactStore
@@ -45,7 +47,7 @@ def main() -> None:
                                                                  provider="cpu"))
     feeds = {**step_feeds(spec, bound), "image": content[None].astype(np.float32)}
 
-    rules = {"cpu": None, "avx2": lambda cin, cout: block_size(cin, cout, wide_vectors=False),
+    rules = {"cpu": None, "avx2": lambda cin, cout: block_size(cin, cout, wide_vectors=False),  # RULES but direct
              "avx512": lambda cin, cout: block_size(cin, cout, wide_vectors=True),
              "f4": lambda cin, cout: 4 if min(cin, cout) >= 128 else None,
              "f6": lambda cin, cout: 6 if min(cin, cout) >= 128 else None}

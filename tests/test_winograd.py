@@ -94,3 +94,13 @@ def test_tiling_per_layer_and_cpu():
     assert all(winograd.block_size(b, a, wide_vectors=w) == winograd.block_size(a, b, wide_vectors=w)
                for a, b in vgg19 for w in (False, True))
     assert winograd.block_size(128, 128) == (6 if "avx512f" in winograd.cpu.flags() else None)
+
+
+def test_bench_graphs_refuses_an_unknown_rule_in_one_line(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+    done = subprocess.run([sys.executable, "-m", "bench.graphs", str(tmp_path / "step.onnx"), "--rules", "avx2,f8"],
+                          capture_output=True, text=True, timeout=60, cwd=Path(__file__).resolve().parent.parent)
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.strip().splitlines() == ["--rules: unknown f8; expected cpu, avx2, avx512, f4, f6, direct"]
